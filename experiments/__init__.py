@@ -1,0 +1,1 @@
+"""effscale.experiments"""
