@@ -1,0 +1,141 @@
+"""Networks as plain, immutable, serialisable data.
+
+A `NetworkSpec` is everything needed to count, build, scale and print a network; it never
+holds modules. It round-trips through JSON (`to_dict` / `from_dict`, `to_json` / `from_json`);
+stages are stored in the block-string notation of `effscale.models.notation`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from effscale.models.errors import EffscaleError
+
+BLOCK_TYPES = {
+    "mb": "MBConv / inverted residual: 1x1 expansion, depthwise kxk, optional SE, linear 1x1 projection",
+    "ds": "depthwise-separable: depthwise kxk, 1x1 pointwise (MobileNetV1 and MnasNet's first block)",
+    "cn": "regular kxk convolution",
+    "bn": "ResNet bottleneck: 1x1 reduce, kxk (carries the stride), 1x1 expand; projection shortcut",
+}
+ACTIVATIONS = ("swish", "relu", "relu6")
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A run of `repeats` identical blocks; only the first one has `stride` and changes channels.
+
+    `expansion`: for mb, hidden channels = in * expansion rounded to a multiple of 8
+    (the input itself when expansion is 1); for bn, hidden = out * expansion
+    (0.25 in ResNet-50); ignored by ds and cn. `se_ratio`: squeeze channels = max(1, int(in * se_ratio))
+    of the block's INPUT channels, 0 for none. `skip`: identity shortcut where shapes allow
+    (bn blocks: a shortcut always, projected where shapes differ; `skip=False` removes it). `pw_act`: ds blocks only,
+    activation after the pointwise conv (MobileNetV1) or not (MnasNet).
+    """
+
+    block: str
+    repeats: int
+    kernel: int
+    stride: int
+    out_channels: int
+    expansion: float = 1.0
+    se_ratio: float = 0.0
+    skip: bool = True
+    pw_act: bool = False
+
+    def __post_init__(self) -> None:
+        if self.block not in BLOCK_TYPES:
+            raise EffscaleError(f"unknown block type {self.block!r}; known: {', '.join(BLOCK_TYPES)}")
+        for name in ("repeats", "kernel", "stride", "out_channels"):
+            if getattr(self, name) < 1:
+                raise EffscaleError(f"stage {name} must be >= 1, got {getattr(self, name)}")
+        if self.kernel % 2 == 0:
+            raise EffscaleError(f"kernel must be odd, got {self.kernel}")
+        if self.expansion <= 0 or not 0 <= self.se_ratio <= 1:
+            raise EffscaleError(f"expansion must be > 0 and se ratio in [0, 1], got {self.expansion}, {self.se_ratio}")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A whole network: stem conv, stages, optional 1x1 head conv, global pooling, dropout, linear classifier."""
+
+    name: str
+    stages: tuple[StageSpec, ...]
+    stem_channels: int = 32
+    stem_kernel: int = 3
+    stem_stride: int = 2
+    stem_pool: bool = False
+    head_channels: int = 1280
+    activation: str = "swish"
+    dropout: float = 0.2
+    drop_connect: float = 0.2
+    resolution: int = 224
+    num_classes: int = 1000
+    in_channels: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.stages:
+            raise EffscaleError("a network needs at least one stage")
+        if self.activation not in ACTIVATIONS:
+            raise EffscaleError(f"unknown activation {self.activation!r}; known: {', '.join(ACTIVATIONS)}")
+        if self.resolution < 8:
+            raise EffscaleError(f"resolution must be >= 8 pixels, got {self.resolution}")
+        if self.num_classes < 1 or self.in_channels < 1 or self.stem_channels < 1 or self.head_channels < 0:
+            raise EffscaleError("classes, input channels and stem channels must be >= 1, head channels >= 0")
+        if not 0 <= self.dropout < 1 or not 0 <= self.drop_connect < 1:
+            raise EffscaleError("dropout and drop-connect rates must lie in [0, 1)")
+
+    @property
+    def num_blocks(self) -> int:
+        return sum(stage.repeats for stage in self.stages)
+
+    def with_(self, **changes: Any) -> NetworkSpec:
+        """A copy with some fields changed (specs are immutable)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        from effscale.models.notation import format_stage
+
+        data = asdict(self)
+        data["stages"] = [format_stage(stage) for stage in self.stages]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NetworkSpec:
+        from effscale.models.notation import parse_stage
+
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise EffscaleError(f"unknown spec field(s): {', '.join(sorted(unknown))}")
+        if "name" not in data or "stages" not in data:
+            raise EffscaleError("a spec needs at least 'name' and 'stages'")
+        stages = tuple(parse_stage(s) if isinstance(s, str) else StageSpec(**s) for s in data["stages"])
+        return cls(**{**data, "stages": stages})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> NetworkSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise EffscaleError(f"not a valid spec JSON: {err}") from None
+        if not isinstance(data, dict):
+            raise EffscaleError("a spec JSON must be an object")
+        # A run's best.json wraps the spec; accept it directly.
+        return cls.from_dict(data.get("spec", data))
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> NetworkSpec:
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise EffscaleError(f"cannot read spec file {path}: {err.strerror}") from None
+        return cls.from_json(text)

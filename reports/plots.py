@@ -1,0 +1,182 @@
+"""Figures from results tables: accuracy vs MACs (paper Figures 3 and 8), accuracy per point, NAS rewards.
+
+Figures are built on `matplotlib.figure.Figure` (no pyplot state) and rendered by the Agg backend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib as mpl
+import pandas as pd
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from effscale.reports.pareto import pareto_front
+from effscale.reports.tables import completed, human
+
+MACS_LABEL = "MACs (paper FLOPS)"
+ACCURACY_LABEL = "validation accuracy (%)"
+DPI = 150
+STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
+         "xtick.labelsize": 9, "ytick.labelsize": 9, "svg.fonttype": "none"}
+
+
+def plot_accuracy_vs_macs(
+    agg: pd.DataFrame,
+    path_stem: str | Path,
+    title: str | None = None,
+    panels: Sequence[str] | None = None,
+    pareto: bool = False,
+    annotate: bool = True,
+) -> list[Path]:
+    """Mean accuracy (error bars: std over seeds) against MACs on a log axis, one line per series.
+
+    `agg` is `tables.aggregate(...)`. With `panels`, each named series gets its own subplot side by side
+    (Figure 3 style); otherwise all series share one axes (Figure 8 style); the legend sits outside, right.
+    `pareto` adds the front of the points drawn in each axes; `annotate` labels points with their (d, w, r).
+    """
+    colours = _colours(agg["series"].unique())
+    missing = [name for name in panels or [] if name not in colours]
+    if missing:
+        raise ValueError(f"no series {missing} in the table; it has {list(colours)}")
+    groups = [[name] for name in panels] if panels else [list(colours)]
+    with mpl.rc_context(STYLE):
+        fig = Figure(figsize=(4.2 * len(groups) + 1.8, 3.8), layout="constrained")
+        axes = fig.subplots(1, len(groups), sharey=True, squeeze=False)[0]
+        for ax, names in zip(axes, groups):
+            shown = agg[agg["series"].isin(names)]
+            for name in names:
+                _draw_series(ax, shown[shown["series"] == name], name, colours[name])
+            if annotate:
+                _annotate(ax, shown, colours)
+            if pareto:
+                _draw_pareto(ax, shown)
+            _macs_axis(ax)
+            ax.grid(True, which="both", alpha=0.3)
+            if panels:
+                ax.set_title(names[0])
+        axes[0].set_ylabel(ACCURACY_LABEL)
+        if not panels or pareto:
+            fig.legend(handles=_unique_handles(axes), loc="outside right upper")
+        if title:
+            fig.suptitle(title)
+        return _save(fig, path_stem)
+
+
+def plot_accuracy_by_point(agg: pd.DataFrame, path_stem: str | Path, title: str | None = None) -> list[Path]:
+    """Horizontal bars of mean accuracy per point (error bars: std over seeds), best at the top."""
+    ranked = agg.sort_values("accuracy_mean", kind="stable")
+    names = ranked["label"].astype(str)
+    if ranked["series"].nunique() > 1:
+        names = ranked["series"].astype(str) + ": " + names
+    mean, std = 100 * ranked["accuracy_mean"], 100 * ranked["accuracy_std"]
+    low, high = (mean - std).min(), (mean + std).max()
+    margin = max(high - low, 1.0) * 0.25
+    with mpl.rc_context(STYLE):
+        fig = Figure(figsize=(7.0, 1.2 + 0.32 * len(ranked)), layout="constrained")
+        ax = fig.subplots()
+        ax.barh(names, mean, xerr=std, color="tab:blue", alpha=0.8, capsize=3)
+        for y, (m, s) in enumerate(zip(mean, std)):
+            ax.annotate(f"{m:.1f}", (m + s, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=9)
+        ax.set_xlim(max(0.0, low - margin), high + 2 * margin)
+        ax.set_xlabel(ACCURACY_LABEL)
+        ax.grid(True, axis="x", alpha=0.3)
+        if title:
+            ax.set_title(title)
+        return _save(fig, path_stem)
+
+
+def plot_reward_vs_trial(df: pd.DataFrame, path_stem: str | Path, title: str | None = None) -> list[Path]:
+    """Reward of each COMPLETE trial (points) and the best reward so far (step line)."""
+    trials = completed(df).dropna(subset=["reward"]).sort_values("trial")
+    with mpl.rc_context(STYLE):
+        fig = Figure(figsize=(6.4, 3.8), layout="constrained")
+        ax = fig.subplots()
+        ax.scatter(trials["trial"], trials["reward"], s=18, alpha=0.7, label="trial")
+        ax.step(trials["trial"], trials["reward"].cummax(), where="post", color="tab:red", label="best so far")
+        ax.set_xlabel("trial")
+        ax.set_ylabel("reward")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right")
+        if title:
+            ax.set_title(title)
+        return _save(fig, path_stem)
+
+
+def _unique_handles(axes: Sequence[Axes]) -> list[Artist]:
+    handles: dict[str, Artist] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    return list(handles.values())
+
+
+def _colours(series: Sequence[str]) -> dict[str, str]:
+    cycle = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {name: cycle[i % len(cycle)] for i, name in enumerate(series)}
+
+
+def _macs_axis(ax: Axes) -> None:
+    """Log MACs axis with compact tick labels (100M, 2G) and room for point labels on the right."""
+    ax.set_xscale("log")
+    ax.set_xlabel(MACS_LABEL)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: human(x)))
+    ax.xaxis.set_minor_formatter(FuncFormatter(_minor_tick))
+    ax.margins(x=0.12, y=0.08)
+
+
+def _minor_tick(x: float, _: int) -> str:
+    """Label the 2x, 3x and 5x minor ticks of a decade, leave the others blank."""
+    mantissa = round(x / 10 ** math.floor(math.log10(x)))
+    return human(x) if mantissa in (2, 3, 5) else ""
+
+
+def _draw_series(ax: Axes, points: pd.DataFrame, name: str, colour: str) -> None:
+    points = points.sort_values("macs")
+    ax.errorbar(points["macs"], 100 * points["accuracy_mean"], yerr=100 * points["accuracy_std"],
+                marker="o", markersize=5, capsize=3, color=colour, label=name)
+
+
+def _annotate(ax: Axes, points: pd.DataFrame, colours: dict[str, str]) -> None:
+    """Label each point with its (d, w, r) once, even when several series share it (the baseline).
+
+    Labels of alternate series go below-right and above-left of their points to limit collisions.
+    """
+    order = {name: i for i, name in enumerate(colours)}
+    placed: set[tuple[float, float, str]] = set()
+    for _, p in points.iterrows():
+        key = (p["macs"], p["accuracy_mean"], _point_text(p))
+        if key not in placed:
+            placed.add(key)
+            below = order[p["series"]] % 2 == 0
+            ax.annotate(key[2], (p["macs"], 100 * p["accuracy_mean"]), xytext=(5, -12) if below else (-5, 5),
+                        ha="left" if below else "right", textcoords="offset points", fontsize=9,
+                        color=colours[p["series"]])
+
+
+def _draw_pareto(ax: Axes, points: pd.DataFrame) -> None:
+    front = pareto_front(points)
+    ax.step(front["macs"], 100 * front["accuracy_mean"], where="post", linestyle="--", color="0.3",
+            linewidth=1.2, label="Pareto front", zorder=1)
+
+
+def _point_text(point: pd.Series) -> str:
+    """(d, w, r) in compact form, or the label when the coefficients are unknown."""
+    coefficients = [point.get(k) for k in ("d", "w", "r")]
+    if any(c is None or math.isnan(c) for c in coefficients):
+        return str(point["label"])
+    return "(" + ", ".join(f"{c:g}" for c in coefficients) + ")"
+
+
+def _save(fig: Figure, path_stem: str | Path) -> list[Path]:
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_name(stem.name + ext) for ext in (".png", ".svg")]
+    for path in paths:
+        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    return paths

@@ -1,0 +1,157 @@
+"""Reports layer on a small synthetic results table: aggregation, ranking, Pareto front, Markdown, plots."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.image
+import pandas as pd
+import pytest
+
+from effscale.reports.markdown import image_link, write_report
+from effscale.reports.pareto import pareto_front
+from effscale.reports.plots import plot_accuracy_by_point, plot_accuracy_vs_macs, plot_reward_vs_trial
+from effscale.reports.tables import aggregate, human, ranking, to_markdown
+
+# series, d, w, r, macs, accuracy of seed 0, accuracy of seed 1
+POINTS = [
+    ("width", 1.0, 1.0, 1.0, 100e6, 0.760, 0.770),
+    ("width", 1.0, 1.4, 1.0, 180e6, 0.800, 0.820),
+    ("width", 1.0, 1.8, 1.0, 290e6, 0.815, 0.825),
+    ("width", 1.0, 2.6, 1.0, 600e6, 0.830, 0.836),
+    ("depth", 1.0, 1.0, 1.0, 100e6, 0.760, 0.770),
+    ("depth", 2.0, 1.0, 1.0, 190e6, 0.790, 0.800),
+    ("depth", 3.0, 1.0, 1.0, 280e6, 0.805, 0.811),
+    ("depth", 4.0, 1.0, 1.0, 370e6, 0.812, 0.818),
+    ("resolution", 1.0, 1.0, 1.0, 100e6, 0.760, 0.770),
+    ("resolution", 1.0, 1.0, 1.3, 169e6, 0.795, 0.805),
+    ("resolution", 1.0, 1.0, 1.7, 289e6, 0.816, 0.822),
+    ("resolution", 1.0, 1.0, 2.0, 400e6, 0.826, 0.834),
+]
+
+
+def label(d: float, w: float, r: float) -> str:
+    return f"d={d:g} w={w:g} r={r:g}"
+
+
+@pytest.fixture
+def results() -> pd.DataFrame:
+    rows = [
+        {"label": label(d, w, r), "series": s, "d": d, "w": w, "r": r, "params": 4e6 * w * w * d,
+         "macs": macs, "acts": macs / 50, "accuracy": acc, "seed": seed, "seconds": 10.0,
+         "state": "COMPLETE", "note": "extra column"}
+        for s, d, w, r, macs, *accs in POINTS for seed, acc in enumerate(accs)
+    ]
+    failed = [
+        {**rows[2], "seed": 2, "accuracy": 0.10, "state": "FAIL"},
+        {**rows[0], "label": "diverged", "accuracy": math.nan, "state": "FAIL"},
+    ]
+    return pd.DataFrame(rows + failed)
+
+
+@pytest.fixture
+def agg(results: pd.DataFrame) -> pd.DataFrame:
+    return aggregate(results)
+
+
+def test_aggregate_one_row_per_point_with_seed_statistics(agg: pd.DataFrame) -> None:
+    assert len(agg) == 12
+    assert list(agg.columns) == ["series", "label", "d", "w", "r", "params", "macs", "acts",
+                                 "accuracy_mean", "accuracy_std", "n_seeds"]
+    point = agg[(agg["series"] == "width") & (agg["label"] == "d=1 w=1.4 r=1")].iloc[0]
+    assert point["accuracy_mean"] == pytest.approx(0.81)
+    assert point["accuracy_std"] == pytest.approx(math.sqrt(2 * 0.01**2))
+    assert point["n_seeds"] == 2  # the FAIL seed (accuracy 0.10) is left out
+    assert point["macs"] == 180e6
+    assert "diverged" not in set(agg["label"])
+
+
+def test_aggregate_sorted_by_series_then_macs(agg: pd.DataFrame) -> None:
+    assert list(agg["series"].unique()) == ["depth", "resolution", "width"]
+    assert list(agg[agg["series"] == "width"]["macs"]) == [100e6, 180e6, 290e6, 600e6]
+
+
+def test_aggregate_without_series_or_state_is_one_series() -> None:
+    table = pd.DataFrame({"label": ["a", "a", "b"], "macs": [1, 1, 2], "accuracy": [0.5, 0.7, 0.9]})
+    agg = aggregate(table)
+    assert list(agg["series"]) == ["all", "all"]
+    assert list(agg["accuracy_mean"]) == pytest.approx([0.6, 0.9])
+    assert list(agg["accuracy_std"]) == pytest.approx([math.sqrt(0.02), 0.0])
+
+
+def test_ranking_best_first(results: pd.DataFrame, agg: pd.DataFrame) -> None:
+    top = ranking(agg, top=4)
+    assert list(top["label"]) == ["d=1 w=2.6 r=1", "d=1 w=1 r=2", "d=1 w=1.8 r=1", "d=1 w=1 r=1.7"]
+    assert ranking(results, top=4).equals(top)
+
+
+def test_pareto_front_exact_members() -> None:
+    points = pd.DataFrame({
+        "label": ["A", "B", "C", "D", "E", "F", "G"],
+        "macs": [1.0, 2.0, 3.0, 4.0, 4.0, 0.5, 5.0],
+        "accuracy_mean": [0.50, 0.60, 0.55, 0.70, 0.65, 0.40, 0.70],
+    })
+    # C is beaten by B, E by D (same cost), G by D (same value, lower cost).
+    assert list(pareto_front(points)["label"]) == ["F", "A", "B", "D"]
+
+
+def test_human_counts() -> None:
+    assert [human(n) for n in (385.8e6, 1.83e9, 6e8, 5_288_548, 999, math.nan)] == [
+        "385.8M", "1.83G", "600M", "5.29M", "999", ""]
+
+
+def test_to_markdown_table(agg: pd.DataFrame) -> None:
+    text = to_markdown(ranking(agg, top=2), {"label": "point", "macs": "MACs (paper FLOPS)", "accuracy_mean": "accuracy"},
+                       floatfmt=".3f", formats={"macs": human})
+    assert text.splitlines() == [
+        "| point | MACs (paper FLOPS) | accuracy |",
+        "| --- | ---: | ---: |",
+        "| d=1 w=2.6 r=1 | 600M | 0.833 |",
+        "| d=1 w=1 r=2 | 400M | 0.830 |",
+    ]
+
+
+def assert_images(paths: list[Path], stem: Path) -> None:
+    assert paths == [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
+    for path in paths:
+        assert path.stat().st_size > 1000
+    height, width, channels = matplotlib.image.imread(paths[0]).shape
+    assert 300 < height < 3000 and 400 < width < 4000 and channels in (3, 4)
+    assert "<svg" in paths[1].read_text()
+
+
+def test_plot_accuracy_vs_macs_single_axes_and_panels(agg: pd.DataFrame, tmp_path: Path) -> None:
+    stem = tmp_path / "plots" / "fig8"
+    assert_images(plot_accuracy_vs_macs(agg, stem, title="Scaling up the baseline", pareto=True), stem)
+    stem = tmp_path / "fig3"
+    assert_images(plot_accuracy_vs_macs(agg, stem, panels=["width", "depth", "resolution"]), stem)
+    with pytest.raises(ValueError, match="compound"):
+        plot_accuracy_vs_macs(agg, stem, panels=["compound"])
+
+
+def test_plot_accuracy_by_point(agg: pd.DataFrame, tmp_path: Path) -> None:
+    stem = tmp_path / "bars"
+    assert_images(plot_accuracy_by_point(agg, stem), stem)
+
+
+def test_plot_reward_vs_trial(tmp_path: Path) -> None:
+    trials = pd.DataFrame({
+        "trial": range(8),
+        "reward": [0.50, 0.55, 0.52, 0.61, math.nan, 0.58, 0.66, 0.64],
+        "state": ["COMPLETE"] * 4 + ["FAIL"] + ["COMPLETE"] * 3,
+    })
+    stem = tmp_path / "reward"
+    assert_images(plot_reward_vs_trial(trials, stem), stem)
+
+
+def test_write_report_with_relative_image_links(tmp_path: Path) -> None:
+    figure = tmp_path / "plots" / "fig8.png"
+    assert image_link(figure, tmp_path, alt="Figure 8") == "![Figure 8](plots/fig8.png)"
+    path = write_report(tmp_path, "Compound scaling", [("Figure 8", image_link(figure, tmp_path)), ("Table", "| a |\n| --- |\n")])
+    assert path == tmp_path / "report.md"
+    assert path.read_text().splitlines() == [
+        "# Compound scaling", "",
+        "## Figure 8", "", "![fig8](plots/fig8.png)", "",
+        "## Table", "", "| a |", "| --- |",
+    ]
