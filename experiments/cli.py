@@ -1,2 +1,55 @@
-def main() -> None:
-    print("hi")
+"""The `effscale` command line: one subcommand per module, bad input as one line and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from effscale.experiments import cmd_count, cmd_scale
+from effscale.models.errors import EffscaleError
+
+SUBCOMMANDS = (cmd_count, cmd_scale)
+
+DESCRIPTION = """\
+Compound model scaling and architecture search, after EfficientNet (Tan & Le, 2019).
+MACs are multiply-adds of conv and linear layers: the paper's "FLOPS".
+
+examples:
+  effscale count efficientnet-b0
+  effscale count efficientnet-b0 --width 1.4 --depth 1.8 --resolution 380 --json
+  effscale scale efficientnet-b0 --official --phi 0,1,2,3,4,5,6,7
+"""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="effscale", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
+    for module in SUBCOMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except EffscaleError as err:
+        print(f"effscale {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def entry_point() -> None:
+    """The console script."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,72 @@
+"""Options shared by several subcommands, and how they turn into specs and values."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from effscale.models.errors import EffscaleError
+from effscale.models.spec import NetworkSpec
+from effscale.models.zoo import MODEL_NAMES, baseline_of, get_model
+from effscale.scaling.rounding import check_coefficient, scaled
+
+_SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, model_default: str | None = None) -> None:
+    """MODEL (a named model or a spec JSON file) and the coefficient overrides."""
+    parser.add_argument("model", metavar="MODEL", nargs="?" if model_default else None, default=model_default,
+                        help=f"a named model ({', '.join(MODEL_NAMES)}) or a spec JSON file"
+                        + (f" (default {model_default})" if model_default else ""))
+    parser.add_argument("--width", type=float, help="width coefficient on the model's baseline (efficientnet-bN: on B0)")
+    parser.add_argument("--depth", type=float, help="depth coefficient on the model's baseline (efficientnet-bN: on B0)")
+    parser.add_argument("--resolution", type=int, help="input resolution in pixels (default: the model's own)")
+    parser.add_argument("--num-classes", type=int, help="classes of the classifier (default: the model's, 1000)")
+    parser.add_argument("--in-channels", type=int, help="input channels (default: the model's, 3)")
+
+
+def load_model(name_or_path: str) -> NetworkSpec:
+    """A named model, or a spec (or a run's best.json) from a file."""
+    if name_or_path in MODEL_NAMES:
+        return get_model(name_or_path)
+    path = Path(name_or_path)
+    if path.is_dir() and (path / "best.json").is_file():
+        path = path / "best.json"
+    if path.suffix == ".json" or path.is_file():
+        if not path.is_file():
+            raise EffscaleError(f"spec file {path} does not exist")
+        return NetworkSpec.load(path)
+    return get_model(name_or_path)  # raises with the known names
+
+
+def model_from_args(args: argparse.Namespace) -> NetworkSpec:
+    """The spec that MODEL, --width, --depth, --resolution, --num-classes and --in-channels describe."""
+    spec = load_model(args.model)
+    if args.width is not None or args.depth is not None:
+        width = 1.0 if args.width is None else args.width
+        depth = 1.0 if args.depth is None else args.depth
+        check_coefficient("--width", width)
+        check_coefficient("--depth", depth)
+        spec = scaled(load_model(baseline_of(args.model)) if args.model in MODEL_NAMES else spec, depth, width)
+    changes = {"resolution": args.resolution, "num_classes": args.num_classes, "in_channels": args.in_channels}
+    return spec.with_(**{key: value for key, value in changes.items() if value is not None})
+
+
+def parse_number(text: str) -> float:
+    """A number with an optional K/M/G/T suffix: '400M' -> 4e8."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?)\s*([kKmMgGtT]?)\s*", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r} (examples: 400M, 2.5G, 1e9)")
+    return float(match[1]) * _SUFFIXES[match[2].upper()]
+
+
+def parse_float_list(text: str) -> list[float]:
+    """'0,1,2.5' -> [0.0, 1.0, 2.5]."""
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("the list is empty")
+    return values
