@@ -16,7 +16,7 @@ EXAMPLES = """\
 examples:
   effscale scale efficientnet-b0 --official --phi 0,1,2,3,4,5,6,7     # the released B0..B7
   effscale scale efficientnet-b0 --alpha 1.2 --beta 1.1 --gamma 1.15 --phi 0,1,2,3 --csv
-  effscale scale mobilenet-v2 --alpha 1.2 --beta 1.1 --gamma 1.15 --phi -1,0,1 --json
+  effscale scale mobilenet-v2 --alpha 1.2 --beta 1.1 --gamma 1.15 --phi=-1,0,1 --json   # negative phi: use --phi=
 """
 
 

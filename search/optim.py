@@ -1,0 +1,33 @@
+"""The optimiser of a `TrainConfig` and its learning-rate schedule as a function of budget progress."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from effscale.search.train_config import TrainConfig
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, SGD with Nesterov momentum 0.9, or RMSprop as in EfficientNet (decay 0.9, momentum 0.9,
+    eps 1e-3); weight decay on conv and linear weights only (not on biases nor batch norm)."""
+    decayed = [p for p in model.parameters() if p.ndim > 1]
+    other = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decayed, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    if config.optimizer == "sgd-nesterov":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
+    return torch.optim.RMSprop(groups, lr=config.lr, alpha=0.9, momentum=0.9, eps=1e-3)
+
+
+def lr_factor(progress: float, config: TrainConfig) -> float:
+    """Multiplier of the base lr for a step that ends at `progress` in (0, 1] of the budget:
+    constant, or a linear warmup then a cosine to 0."""
+    if config.schedule == "constant":
+        return 1.0
+    if progress < config.warmup:
+        return progress / config.warmup
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (progress - config.warmup) / (1.0 - config.warmup))))

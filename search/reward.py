@@ -1,0 +1,45 @@
+"""The search reward ACC(m) * [COST(m) / T]^w (MnasNet; EfficientNet used COST = FLOPS, T = 400M, w = -0.07)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from effscale.models.errors import EffscaleError
+from effscale.search.cost import check_cost_name
+
+
+def check_target(target: float, w: float) -> None:
+    """T must be a positive finite number and w <= 0 (a larger cost never raises the reward)."""
+    if not math.isfinite(target) or target <= 0:
+        raise EffscaleError(f"target T must be > 0, got {target:g}")
+    if not math.isfinite(w) or w > 0:
+        raise EffscaleError(f"w must be <= 0 (a larger cost cannot raise the reward), got {w:g}")
+
+
+def reward(accuracy: float, cost: float, target: float, w: float = -0.07, hard: bool = False) -> float:
+    """ACC * (COST / T)^w. Soft: exponent `w` on both sides of T. Hard (MnasNet): exponent 0 at or
+    under T and -1 above it, whatever `w` is."""
+    check_target(target, w)
+    if not math.isfinite(cost) or cost <= 0:
+        raise EffscaleError(f"cost must be > 0, got {cost:g}")
+    exponent = (0.0 if cost <= target else -1.0) if hard else w
+    return accuracy * (cost / target) ** exponent
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """The reward settings of a search: target T, exponent w, hard or soft, and the COST measure's name."""
+
+    target: float
+    w: float = -0.07
+    hard: bool = False
+    cost: str = "macs"
+
+    def __post_init__(self) -> None:
+        check_target(self.target, self.w)
+        check_cost_name(self.cost)
+
+    def __call__(self, accuracy: float, cost: float) -> float:
+        """The reward of a candidate with this accuracy and cost (measured by `self.cost`)."""
+        return reward(accuracy, cost, self.target, self.w, self.hard)

@@ -1,0 +1,43 @@
+"""Shared test helpers."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from effscale.experiments.cli import main
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "reference_counts.csv"
+
+
+def reference_rows() -> list[dict[str, str]]:
+    """Rows of the shared reference counts (the repo's sibling folder shared/)."""
+    with REFERENCE.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run the CLI in-process: returns (exit status, stdout, stderr)."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            status = main(list(argv))
+        except SystemExit as exit_:  # argparse usage errors
+            status = int(exit_.code or 0)
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run
+
+
+def assert_one_line_error(status: int, err: str, *fragments: str) -> None:
+    """Exit status 2, exactly one line on stderr containing every fragment, no traceback."""
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

@@ -1,0 +1,44 @@
+"""Bad input at the command line: one clear line and exit status 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import assert_one_line_error
+
+
+def test_unknown_model_lists_known_ones(cli) -> None:
+    assert_one_line_error(*cli("count", "efficientnet-b9")[::2], "unknown model", "efficientnet-b0", "resnet-50")
+
+
+@pytest.mark.parametrize("width", ["-1", "0"])
+def test_non_positive_width(cli, width: str) -> None:
+    assert_one_line_error(*cli("count", "efficientnet-b0", "--width", width)[::2], "--width must be > 0")
+
+
+def test_malformed_block_string_in_spec_file(cli, tmp_path) -> None:
+    path = tmp_path / "net.json"
+    path.write_text('{"name": "net", "stages": ["mb_r1_k4_o16"]}')
+    assert_one_line_error(*cli("count", str(path))[::2], "kernel must be odd")
+
+
+def test_alpha_below_one(cli) -> None:
+    status, _, err = cli("scale", "efficientnet-b0", "--alpha", "0.9", "--beta", "1.1", "--gamma", "1.1", "--phi", "1")
+    assert_one_line_error(status, err, "alpha must be >= 1")
+
+
+def test_usage_error_is_one_line(cli) -> None:
+    assert_one_line_error(*cli("count", "efficientnet-b0", "--width", "wide")[::2], "invalid float value")
+
+
+def test_missing_spec_file(cli, tmp_path) -> None:
+    assert_one_line_error(*cli("count", str(tmp_path / "nope.json"))[::2], "does not exist")
+
+
+def test_count_spec_file_with_overrides(cli, tmp_path) -> None:
+    from effscale.models.zoo import get_model
+
+    get_model("mnasnet-a1").save(tmp_path / "a1.json")
+    status, out, _ = cli("count", str(tmp_path / "a1.json"), "--num-classes", "10", "--in-channels", "1",
+                         "--resolution", "32", "--json")
+    assert status == 0 and '"resolution": 32' in out
