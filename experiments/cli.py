@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from effscale.experiments import cmd_count, cmd_scale
+from effscale.experiments import cmd_count, cmd_grid, cmd_scale, cmd_train
 from effscale.models.errors import EffscaleError
 
-SUBCOMMANDS = (cmd_count, cmd_scale)
+SUBCOMMANDS = (cmd_count, cmd_scale, cmd_train, cmd_grid)
 
 DESCRIPTION = """\
 Compound model scaling and architecture search, after EfficientNet (Tan & Le, 2019).

@@ -1,0 +1,79 @@
+"""`effscale train`: proxy-train one model on a dataset's training split and print the held-out metrics."""
+
+from __future__ import annotations
+
+import argparse
+
+from effscale.experiments.options import add_model_arguments, model_from_args
+from effscale.experiments.output import print_record
+from effscale.models.errors import EffscaleError
+from effscale.models.spec import NetworkSpec
+from effscale.search.proxy import DEFAULT_PROXY
+from effscale.search.task import adapt, load_task
+from effscale.search.train_config import AUGMENTATIONS, DEVICES, OPTIMIZERS, TrainConfig
+from effscale.search.trainer import proxy_train
+
+PROXY = "proxy"
+DEFAULTS = TrainConfig()
+
+EXAMPLES = f"""\
+MODEL `{PROXY}` (the default) is {DEFAULT_PROXY['model']} at width {DEFAULT_PROXY['width']}, depth \
+{DEFAULT_PROXY['depth']} and {DEFAULT_PROXY['resolution']} px; --width/--depth/--resolution override it.
+Grayscale data trains with 1 input channel unless --in-channels 3 (replication) is given.
+The test split is never used: accuracy is measured on a held-out part of the training split.
+
+examples:
+  effscale train --epochs 5                                  # the default proxy on Fashion-MNIST
+  effscale train --dataset synthetic --epochs 1 --json
+  effscale train efficientnet-b0 --width 0.25 --depth 0.5 --resolution 64 --subset 10000 --epochs 2
+  effscale train mobilenet-v2 --resolution 32 --dataset ~/data/cifar-10-batches-py --in-channels 3
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="proxy-train a model and print held-out accuracy and speed",
+                                   description=__doc__, epilog=EXAMPLES,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(parser, model_default=PROXY)
+    parser.add_argument("--dataset", default="fashion-mnist",
+                        help="fashion-mnist (default), synthetic[:N], or a CIFAR-10 / IDX / ImageFolder directory")
+    parser.add_argument("--epochs", type=float, default=DEFAULTS.epochs, help=f"default {DEFAULTS.epochs:g}")
+    parser.add_argument("--max-seconds", type=float, help="stop after this many seconds of training")
+    parser.add_argument("--subset", type=int, help="training images used (default: all but the held-out ones)")
+    parser.add_argument("--val-size", type=int, default=DEFAULTS.val_size, help=f"held-out images (default {DEFAULTS.val_size})")
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help=f"default {DEFAULTS.batch_size}")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer, help=f"default {DEFAULTS.optimizer}")
+    parser.add_argument("--lr", type=float, default=DEFAULTS.lr, help=f"peak learning rate (default {DEFAULTS.lr:g})")
+    parser.add_argument("--augment", choices=AUGMENTATIONS, default=DEFAULTS.augment, help=f"default {DEFAULTS.augment}")
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help=f"default {DEFAULTS.seed}")
+    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
+    parser.add_argument("--device", choices=DEVICES, default=DEFAULTS.device, help="auto (default): CUDA when present")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = TrainConfig(
+        epochs=args.epochs, max_seconds=args.max_seconds, subset=args.subset, val_size=args.val_size,
+        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, augment=args.augment,
+        seed=args.seed, threads=args.threads, device=args.device,
+    )
+    spec = _model(args)
+    task = load_task(args.dataset, spec.resolution, config, channels=args.in_channels)
+    if args.num_classes is not None and args.num_classes != task.num_classes:
+        raise EffscaleError(f"--num-classes {args.num_classes} does not match the {task.num_classes} classes of {args.dataset}")
+    metrics = proxy_train(adapt(spec, task), task, config, progress=True)
+    record = {"model": args.model, "width": args.width, "depth": args.depth, "resolution": spec.resolution,
+              "in_channels": task.channels, "dataset": args.dataset, **metrics}
+    print_record(record, args.json)
+    return 0
+
+
+def _model(args: argparse.Namespace) -> NetworkSpec:
+    """The spec MODEL and the overrides describe; `proxy` fills in the default proxy's coefficients."""
+    if args.model == PROXY:
+        args.model = DEFAULT_PROXY["model"]
+        for key in ("width", "depth", "resolution"):
+            if getattr(args, key) is None:
+                setattr(args, key, DEFAULT_PROXY[key])
+    return model_from_args(args)

@@ -1,0 +1,101 @@
+"""The constrained compound-coefficient grid (Step 1), enumerated before any trial runs.
+
+Points are (alpha, beta, gamma) >= 1 on a grid with |alpha * beta^2 * gamma^2 - target| <= tolerance,
+or, in "solve gamma" mode, a grid over (alpha, beta) with gamma = sqrt(target / (alpha * beta^2)).
+Each point scales the baseline at phi = 1; points whose analytic MACs ratio to the baseline falls
+outside `macs_band` are reported and skipped before training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from effscale.models.complexity import count
+from effscale.models.errors import EffscaleError
+from effscale.models.spec import NetworkSpec
+from effscale.scaling.rules import apply, compound
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    step: float = 0.05
+    alpha: tuple[float, float] = (1.0, 2.0)
+    beta: tuple[float, float] = (1.0, 1.5)
+    gamma: tuple[float, float] = (1.0, 1.5)
+    target: float = 2.0
+    tolerance: float = 0.1
+    solve_gamma: bool = False
+    macs_band: tuple[float, float] = (1.5, 2.5)
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "beta", "gamma"):
+            low, high = getattr(self, name)
+            if low < 1:
+                raise EffscaleError(f"the {name} range must start at >= 1 (got {low:g}): coefficients below 1 shrink")
+            if high < low:
+                raise EffscaleError(f"the {name} range is empty: {low:g} > {high:g}")
+        if self.step <= 0 or self.tolerance < 0 or self.target <= 1:
+            raise EffscaleError("step must be > 0, tolerance >= 0 and the constraint target > 1")
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    index: int
+    alpha: float
+    beta: float
+    gamma: float
+
+    @property
+    def label(self) -> str:
+        return f"a={self.alpha:g} b={self.beta:g} g={self.gamma:g}"
+
+
+def _axis(bounds: tuple[float, float], step: float) -> list[float]:
+    count_ = int(math.floor((bounds[1] - bounds[0]) / step + 1e-9)) + 1
+    return [round(bounds[0] + i * step, 10) for i in range(count_)]
+
+
+def enumerate_points(config: GridConfig) -> list[GridPoint]:
+    """Every grid point that satisfies the constraint, in a fixed order."""
+    triples = []
+    for alpha in _axis(config.alpha, config.step):
+        for beta in _axis(config.beta, config.step):
+            if config.solve_gamma:
+                gamma = math.sqrt(config.target / (alpha * beta**2))
+                if config.gamma[0] <= gamma <= config.gamma[1]:
+                    triples.append((alpha, beta, round(gamma, 4)))
+                continue
+            for gamma in _axis(config.gamma, config.step):
+                if abs(alpha * beta**2 * gamma**2 - config.target) <= config.tolerance:
+                    triples.append((alpha, beta, gamma))
+    if not triples:
+        raise EffscaleError(
+            f"no grid point satisfies |alpha * beta^2 * gamma^2 - {config.target:g}| <= {config.tolerance:g}"
+            f" with step {config.step:g}: widen the ranges or the tolerance")
+    return [GridPoint(i, *triple) for i, triple in enumerate(triples)]
+
+
+def screen(points: list[GridPoint], baseline: NetworkSpec, band: tuple[float, float]
+           ) -> tuple[list[dict], list[dict]]:
+    """Scale the baseline at phi = 1 for each point and count it: (kept, rejected) rows with d, w, r and counts."""
+    base_macs = count(baseline).macs
+    kept, rejected = [], []
+    for point in points:
+        coefficients = compound(point.alpha, point.beta, point.gamma, 1.0)
+        spec = apply(baseline, coefficients)
+        complexity = count(spec)
+        row = {**asdict(point), "label": point.label, "d": coefficients.depth, "w": coefficients.width,
+               "r": coefficients.resolution, "resolution": spec.resolution, "params": complexity.params,
+               "macs": complexity.macs, "acts": complexity.acts, "macs_ratio": complexity.macs / base_macs}
+        (kept if band[0] <= row["macs_ratio"] <= band[1] else rejected).append(row)
+    if not kept:
+        raise EffscaleError(f"every grid point's MACs ratio falls outside the band {band[0]:g}..{band[1]:g}")
+    return kept, rejected
+
+
+def constraint_values(points: list[GridPoint]) -> np.ndarray:
+    """alpha * beta^2 * gamma^2 of each point."""
+    return np.array([p.alpha * p.beta**2 * p.gamma**2 for p in points])

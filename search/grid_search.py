@@ -1,0 +1,149 @@
+"""Step 1 of compound scaling: train every constrained grid point at phi = 1 and rank them.
+
+The grid is enumerated and screened by analytic MACs before anything trains (`effscale.search.grid`);
+each kept point is one trial of the backend, which calls `GridObjective.evaluate_point`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from effscale.models.spec import NetworkSpec
+from effscale.scaling.rules import apply, compound
+from effscale.search.objective import Evaluation
+from effscale.search.optuna_runner import INTERRUPTED, PointGridSampler, StudySetup, optimize
+from effscale.search.rundir import RunDir
+from effscale.search.trainer import Report
+
+POINT = "point"
+
+
+@dataclass(frozen=True)
+class GridObjective:
+    """Point index -> scaled baseline -> proxy-trained metrics; picklable for worker processes."""
+
+    points: tuple[dict[str, Any], ...]
+    baseline: NetworkSpec
+    evaluation: Evaluation
+    prune: bool = False
+
+    def spec_of(self, index: int) -> NetworkSpec:
+        point = self.points[index]
+        return apply(self.baseline, compound(point["alpha"], point["beta"], point["gamma"], 1.0))
+
+    def evaluate_point(self, index: int, report: Report | None = None) -> dict[str, Any]:
+        return self.evaluation.evaluate(self.spec_of(index), report)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        index = trial.suggest_categorical(POINT, list(range(len(self.points))))
+        report = _pruning_hook(trial) if self.prune else None
+        outcome = self.evaluate_point(index, report)
+        trial.set_user_attr("outcome", outcome)
+        if outcome["pruned"]:
+            raise optuna.TrialPruned()
+        return outcome["accuracy"]
+
+
+def _pruning_hook(trial: optuna.Trial) -> Report:
+    def report(epoch: int, accuracy: float) -> bool:
+        trial.report(accuracy, epoch)
+        return trial.should_prune()
+
+    return report
+
+
+@dataclass(frozen=True)
+class AllPointsStarted:
+    """The study is done when every point has a live or finished trial and nothing is queued."""
+
+    num_points: int
+
+    def __call__(self, trials: list[FrozenTrial]) -> bool:
+        if any(t.state == TrialState.WAITING for t in trials):
+            return False
+        covered = {t.params.get(POINT) for t in trials
+                   if (t.state == TrialState.RUNNING or t.state.is_finished()) and t.user_attrs.get("reason") != INTERRUPTED}
+        return covered >= set(range(self.num_points))
+
+
+def point_rows(point: dict[str, Any], outcome: dict[str, Any] | None, state: str, reason: str | None) -> list[dict]:
+    """results.csv rows of one point: one per trained seed, or one row saying why nothing was trained."""
+    base = {key: point[key] for key in ("label", "alpha", "beta", "gamma", "d", "w", "r", "resolution",
+                                        "params", "macs", "acts", "macs_ratio")}
+    base.update(series="grid", state=state, reason=reason)
+    if not outcome:
+        return [{**base, "seed": None, "accuracy": math.nan, "val_loss": math.nan, "epochs": 0.0, "seconds": 0.0}]
+    return [{**base, "seed": run["seed"], "accuracy": run["val_accuracy"], "val_loss": run["val_loss"],
+             "epochs": run["epochs"], "seconds": run["train_seconds"]} for run in outcome["runs"]]
+
+
+def optuna_results(study: optuna.Study, objective: GridObjective, skipped: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per point and seed from the study's trials (interrupted attempts left out), plus skipped points."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.user_attrs.get("reason") == INTERRUPTED or POINT not in trial.params or not trial.state.is_finished():
+            continue
+        point = objective.points[trial.params[POINT]]
+        rows += point_rows(point, trial.user_attrs.get("outcome"), trial.state.name, trial.user_attrs.get("reason"))
+    rows += [row for point in skipped for row in point_rows(point, None, "SKIPPED", "MACs ratio outside the band")]
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class GridRun:
+    """One grid search: the screened points, how they train, where, and on which backend."""
+
+    run_dir: Path
+    objective: GridObjective
+    skipped: tuple[dict[str, Any], ...]
+    backend: str = "optuna"
+    jobs: int = 1
+    storage_url: str | None = None
+    address: str | None = None
+    asha: bool = False
+
+    def run(self) -> pd.DataFrame:
+        """Train every point not yet finished (resuming), then write results.csv and best.json."""
+        if self.backend == "ray":
+            from effscale.search.ray_runner import run_ray_grid
+
+            results = run_ray_grid(self)
+        else:
+            results = self._run_optuna()
+        results.to_csv(RunDir(self.run_dir).results, index=False)
+        write_best(RunDir(self.run_dir), results, self.objective.baseline)
+        return results
+
+    def _run_optuna(self) -> pd.DataFrame:
+        grid = {POINT: list(range(len(self.objective.points)))}
+        pruner = optuna.pruners.SuccessiveHalvingPruner() if self.objective.prune else None
+        setup = StudySetup(self.run_dir, "grid", PointGridSampler(grid, seed=0), pruner=pruner,
+                           storage_url=self.storage_url)
+        study = optimize(setup, self.objective, AllPointsStarted(len(self.objective.points)),
+                         total=len(self.objective.points), jobs=self.jobs)
+        return optuna_results(study, self.objective, list(self.skipped))
+
+
+def write_best(run_dir: RunDir, results: pd.DataFrame, baseline: NetworkSpec) -> None:
+    """best.json: the best point's coefficients and accuracy, the baseline, and the scaled spec (phi = 1)."""
+    complete = results[results["state"] == "COMPLETE"]
+    if complete.empty:
+        return
+    by_point = complete.groupby("label")["accuracy"].agg(["mean", "std", "count"]).fillna({"std": 0.0})
+    label = by_point["mean"].idxmax()
+    row = complete[complete["label"] == label].iloc[0]
+    alpha, beta, gamma = float(row["alpha"]), float(row["beta"]), float(row["gamma"])
+    run_dir.write_json(run_dir.best, {
+        "alpha": alpha, "beta": beta, "gamma": gamma, "label": label,
+        "accuracy_mean": float(by_point.loc[label, "mean"]), "accuracy_std": float(by_point.loc[label, "std"]),
+        "n_seeds": int(by_point.loc[label, "count"]), "macs": int(row["macs"]), "params": int(row["params"]),
+        "baseline": baseline.to_dict(),
+        "spec": apply(baseline, compound(alpha, beta, gamma, 1.0)).to_dict(),
+    })

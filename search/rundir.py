@@ -1,0 +1,95 @@
+"""A run directory holds everything about one run: its config, study storage, results, best point, plots, report.
+
+Rerunning the same command on the same directory resumes; a directory made by a different command
+is refused with one line. A lock file keeps two launchers off the same directory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from effscale.models.errors import EffscaleError
+
+
+class RunDir:
+    """Paths and the identity check of one run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    config = property(lambda self: self.path / "config.json")
+    journal = property(lambda self: self.path / "study.journal")
+    results = property(lambda self: self.path / "results.csv")
+    best = property(lambda self: self.path / "best.json")
+    plots = property(lambda self: self.path / "plots")
+
+    def prepare(self, kind: str, identity: dict[str, Any], extra: dict[str, Any] | None = None) -> bool:
+        """Create the directory or check it belongs to the same command; True when resuming.
+
+        `identity` holds what defines the run (baseline, dataset, grid, budget); `extra` is recorded
+        but may change between reruns (jobs, threads).
+        """
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise EffscaleError(f"cannot create run directory {self.path}: {err.strerror}") from None
+        record = {"kind": kind, "identity": json.loads(json.dumps(identity))}
+        if self.config.exists():
+            try:
+                previous = json.loads(self.config.read_text())
+            except json.JSONDecodeError:
+                raise EffscaleError(f"{self.config} is corrupt: remove it or use another --out") from None
+            if {key: previous.get(key) for key in record} != record:
+                changed = _differences(previous.get("identity", {}), record["identity"])
+                if previous.get("kind") != kind:
+                    changed = [f"made by 'effscale {previous.get('kind')}'"]
+                raise EffscaleError(
+                    f"run directory {self.path} was made by a different command ({'; '.join(changed)}): "
+                    "use another --out or the original options")
+            return True
+        self.config.write_text(json.dumps({**record, "extra": extra or {}}, indent=2) + "\n")
+        return False
+
+    @contextmanager
+    def lock(self, name: str = "launcher") -> Iterator[None]:
+        """An exclusive lock file in the directory; a second holder is refused, not kept waiting."""
+        handle = open(self.path / f".{name}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise EffscaleError(f"run directory {self.path} is in use by another effscale process") from None
+        try:
+            handle.write(str(os.getpid()))
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+    @contextmanager
+    def mutex(self, name: str) -> Iterator[None]:
+        """A blocking lock shared by the worker processes of one run (e.g. around handing out grid points)."""
+        with open(self.path / f".{name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def write_json(self, path: Path, data: Any) -> None:
+        """Write JSON atomically (a killed run never leaves half a file)."""
+        temporary = path.with_suffix(path.suffix + ".tmp")
+        temporary.write_text(json.dumps(data, indent=2) + "\n")
+        temporary.replace(path)
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    return [f"{key}: {old.get(key)!r} then, {new.get(key)!r} now" for key in keys if old.get(key) != new.get(key)]
