@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from effscale.experiments import cmd_count, cmd_grid, cmd_scale, cmd_train
+from effscale.experiments import cmd_count, cmd_family, cmd_figure, cmd_grid, cmd_nas, cmd_report, cmd_scale, cmd_train
 from effscale.models.errors import EffscaleError
 
-SUBCOMMANDS = (cmd_count, cmd_scale, cmd_train, cmd_grid)
+SUBCOMMANDS = (cmd_count, cmd_scale, cmd_train, cmd_grid, cmd_family, cmd_nas, cmd_figure, cmd_report)
 
 DESCRIPTION = """\
 Compound model scaling and architecture search, after EfficientNet (Tan & Le, 2019).
@@ -19,6 +19,10 @@ examples:
   effscale count efficientnet-b0
   effscale count efficientnet-b0 --width 1.4 --depth 1.8 --resolution 380 --json
   effscale scale efficientnet-b0 --official --phi 0,1,2,3,4,5,6,7
+  effscale train --epochs 5
+  effscale grid --out runs/grid && effscale family train runs/grid --phi 1,2
+  effscale nas --out runs/nas --target-macs 2M --trials 20
+  effscale figure 3 --budget cpu --out runs/fig3 && effscale report runs/fig3
 """
 
 

@@ -7,17 +7,14 @@ from pathlib import Path
 
 from effscale.experiments.options import load_model
 from effscale.experiments.output import print_table
-from effscale.experiments.training_options import add_training_arguments, identity_of, train_config_from_args
-from effscale.models.errors import EffscaleError
-from effscale.reports.grid_report import write_grid_report
+from effscale.models.spec import NetworkSpec
+from effscale.experiments.sweep import add_execution_arguments, run_points
+from effscale.experiments.training_options import add_training_arguments
+from effscale.reports.sweep_report import write_sweep_report
 from effscale.search.grid import GridConfig, enumerate_points, screen
-from effscale.search.grid_search import GridObjective, GridRun
-from effscale.search.objective import Evaluation
-from effscale.search.proxy import proxy_spec
+from effscale.search.grid_search import write_best
 from effscale.search.rundir import RunDir
-from effscale.search.train_config import TrainConfig, available_cores
-
-BACKENDS = ("optuna", "ray")
+from effscale.search.train_config import TrainConfig
 DEFAULTS = TrainConfig(epochs=2.0, subset=10000)
 
 EXAMPLES = """\
@@ -52,14 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     grid.add_argument("--macs-band", type=_range, default=(1.5, 2.5),
                       help="keep points whose MACs ratio to the baseline lies in LOW,HIGH (default 1.5,2.5)")
     add_training_arguments(parser, DEFAULTS)
-    run_ = parser.add_argument_group("execution")
-    run_.add_argument("--seeds", type=int, default=1, help="training seeds per point (default 1)")
-    run_.add_argument("--backend", choices=BACKENDS, default="optuna", help="optuna (default) or ray")
-    run_.add_argument("--jobs", type=int, default=1, help="trials in parallel (each gets cores / jobs threads)")
-    run_.add_argument("--storage", help="Optuna RDB URL (e.g. postgresql://...) instead of the run's journal file")
-    run_.add_argument("--address", help="Ray cluster address (default: a local Ray)")
-    run_.add_argument("--prune", action="store_true", help="multi-fidelity: Optuna successive halving on per-epoch accuracy")
-    run_.add_argument("--asha", action="store_true", help="multi-fidelity on Ray: ASHA early stopping")
+    add_execution_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -71,38 +61,23 @@ def _range(text: str) -> tuple[float, float]:
     return low, high
 
 
-def baseline_from_args(name: str, resolution: int | None):
-    spec = proxy_spec() if name == "proxy" else load_model(name)
+def baseline_from_args(name: str, resolution: int | None) -> NetworkSpec:
+    spec = load_model(name)
     return spec.with_(resolution=resolution) if resolution else spec
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.seeds < 1 or args.jobs < 1:
-        raise EffscaleError("--seeds and --jobs must be >= 1")
-    if args.backend != "ray" and (args.address or args.asha):
-        raise EffscaleError("--address and --asha need --backend ray")
     baseline = baseline_from_args(args.baseline, args.resolution)
     config = GridConfig(step=args.step, alpha=args.alpha_range, beta=args.beta_range, gamma=args.gamma_range,
                         tolerance=args.tolerance, solve_gamma=args.solve_gamma, macs_band=args.macs_band)
-    train = train_config_from_args(args, threads=max(1, available_cores() // args.jobs))
     points = enumerate_points(config)
     kept, skipped = screen(points, baseline, config.macs_band)
+    print(f"{len(points)} grid points satisfy the constraint; {len(kept)} kept, {len(skipped)} skipped "
+          f"(MACs ratio outside {config.macs_band[0]:g}..{config.macs_band[1]:g})")
+    results = run_points(args, "grid", args.out, baseline, kept, skipped, {"grid": config.__dict__})
     run_dir = RunDir(args.out)
-    identity = {"baseline": baseline.to_dict(), "dataset": args.dataset, "grid": config.__dict__,
-                "train": identity_of(train), "seeds": args.seeds, "backend": args.backend,
-                "prune": args.prune, "asha": args.asha}
-    resuming = run_dir.prepare("grid", identity, {"jobs": args.jobs, "threads": args.threads})
-    with run_dir.lock():
-        print(f"{len(points)} grid points satisfy the constraint; {len(kept)} kept, {len(skipped)} skipped "
-              f"(MACs ratio outside {config.macs_band[0]:g}..{config.macs_band[1]:g})"
-              + ("; resuming" if resuming else ""))
-        evaluation = Evaluation(args.dataset, train, seeds=args.seeds)
-        objective = GridObjective(tuple(kept), baseline, evaluation, prune=args.prune or args.asha)
-        grid_run = GridRun(run_dir.path, objective, tuple(skipped), args.backend, args.jobs, args.storage,
-                           args.address, args.asha)
-        results = grid_run.run()
-        ranking = write_grid_report(run_dir.path, results)
+    write_best(run_dir, results, baseline)
+    ranking = write_sweep_report(run_dir.path, results, "Compound-coefficient grid search (Step 1)", by_point=True)
     print_table(ranking.head(10))
     print(f"results: {run_dir.results}\nbest:    {run_dir.best}\nreport:  {run_dir.path / 'report.md'}")
     return 0
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from functools import partial
 
 from effscale.experiments.options import load_model, parse_float_list
@@ -11,11 +12,14 @@ from effscale.models.errors import EffscaleError
 from effscale.models.zoo import baseline_of
 from effscale.scaling.family import family_table
 from effscale.scaling.rules import compound, official
+from effscale.search.step_one import read_found
 
 EXAMPLES = """\
 examples:
   effscale scale efficientnet-b0 --official --phi 0,1,2,3,4,5,6,7     # the released B0..B7
   effscale scale efficientnet-b0 --alpha 1.2 --beta 1.1 --gamma 1.15 --phi 0,1,2,3 --csv
+  effscale scale efficientnet-b0 --from runs/grid --phi 0,1,2,3       # coefficients found by `effscale grid`
+  effscale scale proxy --from runs/grid --phi 0,1,2                   # the grid's own baseline
   effscale scale mobilenet-v2 --alpha 1.2 --beta 1.1 --gamma 1.15 --phi=-1,0,1 --json   # negative phi: use --phi=
 """
 
@@ -24,10 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("scale", help="expand a baseline into a model family (B0..B7 style)",
                                    description=__doc__, epilog=EXAMPLES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", metavar="MODEL", help="a named model or a spec JSON file (efficientnet-bN: its B0)")
+    parser.add_argument("model", metavar="MODEL",
+                        help="a named model, a spec JSON file, or proxy (efficientnet-bN: its B0)")
     rule = parser.add_mutually_exclusive_group(required=True)
     rule.add_argument("--official", action="store_true", help="the released B0..B7 coefficient table (phi = N -> bN)")
     rule.add_argument("--alpha", type=float, help="depth base: d = alpha^phi (>= 1)")
+    rule.add_argument("--from", dest="run_dir", metavar="RUN_DIR", help="alpha, beta, gamma found by a grid run")
     parser.add_argument("--beta", type=float, help="width base: w = beta^phi (>= 1)")
     parser.add_argument("--gamma", type=float, help="resolution base: r = gamma^phi (>= 1)")
     parser.add_argument("--phi", type=parse_float_list, required=True, help="comma-separated phi values, e.g. 0,1,2")
@@ -38,9 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.official and (args.beta is None or args.gamma is None):
+    if args.alpha is not None and (args.beta is None or args.gamma is None):
         raise EffscaleError("--alpha needs --beta and --gamma (or use --official)")
     spec = load_model(baseline_of(args.model))
+    if args.run_dir:
+        found = read_found(args.run_dir)
+        args.alpha, args.beta, args.gamma = found.alpha, found.beta, found.gamma
+        print(f"# from {args.run_dir}: alpha={found.alpha:g} beta={found.beta:g} gamma={found.gamma:g}", file=sys.stderr)
     rule = official if args.official else partial(compound, args.alpha, args.beta, args.gamma)
     print_table(family_table(spec, rule, args.phi), args.format)
     return 0

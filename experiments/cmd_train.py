@@ -6,15 +6,14 @@ import argparse
 
 from effscale.experiments.options import add_model_arguments, model_from_args
 from effscale.experiments.output import print_record
+from effscale.experiments.training_options import add_training_arguments, train_config_from_args
 from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
 from effscale.search.proxy import DEFAULT_PROXY
 from effscale.search.task import adapt, load_task
-from effscale.search.train_config import AUGMENTATIONS, DEVICES, OPTIMIZERS, TrainConfig
 from effscale.search.trainer import proxy_train
 
 PROXY = "proxy"
-DEFAULTS = TrainConfig()
 
 EXAMPLES = f"""\
 MODEL `{PROXY}` (the default) is {DEFAULT_PROXY['model']} at width {DEFAULT_PROXY['width']}, depth \
@@ -35,29 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__, epilog=EXAMPLES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(parser, model_default=PROXY)
-    parser.add_argument("--dataset", default="fashion-mnist",
-                        help="fashion-mnist (default), synthetic[:N], or a CIFAR-10 / IDX / ImageFolder directory")
-    parser.add_argument("--epochs", type=float, default=DEFAULTS.epochs, help=f"default {DEFAULTS.epochs:g}")
-    parser.add_argument("--max-seconds", type=float, help="stop after this many seconds of training")
-    parser.add_argument("--subset", type=int, help="training images used (default: all but the held-out ones)")
-    parser.add_argument("--val-size", type=int, default=DEFAULTS.val_size, help=f"held-out images (default {DEFAULTS.val_size})")
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help=f"default {DEFAULTS.batch_size}")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer, help=f"default {DEFAULTS.optimizer}")
-    parser.add_argument("--lr", type=float, default=DEFAULTS.lr, help=f"peak learning rate (default {DEFAULTS.lr:g})")
-    parser.add_argument("--augment", choices=AUGMENTATIONS, default=DEFAULTS.augment, help=f"default {DEFAULTS.augment}")
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help=f"default {DEFAULTS.seed}")
-    parser.add_argument("--threads", type=int, help="torch threads (default: every core)")
-    parser.add_argument("--device", choices=DEVICES, default=DEFAULTS.device, help="auto (default): CUDA when present")
+    add_training_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = TrainConfig(
-        epochs=args.epochs, max_seconds=args.max_seconds, subset=args.subset, val_size=args.val_size,
-        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, augment=args.augment,
-        seed=args.seed, threads=args.threads, device=args.device,
-    )
+    config = train_config_from_args(args)
     spec = _model(args)
     task = load_task(args.dataset, spec.resolution, config, channels=args.in_channels)
     if args.num_classes is not None and args.num_classes != task.num_classes:

@@ -10,7 +10,9 @@ from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
 from effscale.models.zoo import MODEL_NAMES, baseline_of, get_model
 from effscale.scaling.rounding import check_coefficient, scaled
+from effscale.search.proxy import proxy_spec
 
+PROXY = "proxy"
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
 
@@ -27,7 +29,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, model_default: str | No
 
 
 def load_model(name_or_path: str) -> NetworkSpec:
-    """A named model, or a spec (or a run's best.json) from a file."""
+    """A named model, `proxy` (the default proxy), or a spec (or a run's best.json) from a file."""
+    if name_or_path == PROXY:
+        return proxy_spec()
     if name_or_path in MODEL_NAMES:
         return get_model(name_or_path)
     path = Path(name_or_path)

@@ -42,6 +42,13 @@ def official(phi: float) -> Coefficients:
     return Coefficients(depth, width, pixels / _B0_RESOLUTION, dropout)
 
 
+def single(dimension: str, value: float) -> Coefficients:
+    """Scale one dimension ("depth", "width" or "resolution") by `value`, the others not at all."""
+    if dimension not in ("depth", "width", "resolution"):
+        raise EffscaleError(f"unknown dimension {dimension!r}; known: depth, width, resolution")
+    return Coefficients(**{dimension: value})
+
+
 def apply(spec: NetworkSpec, coefficients: Coefficients) -> NetworkSpec:
     """`spec` scaled by `coefficients` under the official rounding rules."""
     resolution = round_resolution(spec.resolution, coefficients.resolution)

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from effscale.models.complexity import count
 from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
-from effscale.scaling.rules import apply, compound
+from effscale.scaling.matching import point
+from effscale.scaling.rules import compound
 
 
 @dataclass(frozen=True)
@@ -81,15 +81,10 @@ def enumerate_points(config: GridConfig) -> list[GridPoint]:
 def screen(points: list[GridPoint], baseline: NetworkSpec, band: tuple[float, float]
            ) -> tuple[list[dict], list[dict]]:
     """Scale the baseline at phi = 1 for each point and count it: (kept, rejected) rows with d, w, r and counts."""
-    base_macs = count(baseline).macs
     kept, rejected = [], []
-    for point in points:
-        coefficients = compound(point.alpha, point.beta, point.gamma, 1.0)
-        spec = apply(baseline, coefficients)
-        complexity = count(spec)
-        row = {**asdict(point), "label": point.label, "d": coefficients.depth, "w": coefficients.width,
-               "r": coefficients.resolution, "resolution": spec.resolution, "params": complexity.params,
-               "macs": complexity.macs, "acts": complexity.acts, "macs_ratio": complexity.macs / base_macs}
+    for grid_point in points:
+        coefficients = compound(grid_point.alpha, grid_point.beta, grid_point.gamma, 1.0)
+        row = point(baseline, coefficients, grid_point.label, "grid", **asdict(grid_point))
         (kept if band[0] <= row["macs_ratio"] <= band[1] else rejected).append(row)
     if not kept:
         raise EffscaleError(f"every grid point's MACs ratio falls outside the band {band[0]:g}..{band[1]:g}")

@@ -1,7 +1,9 @@
-"""Step 1 of compound scaling: train every constrained grid point at phi = 1 and rank them.
+"""Training a fixed list of scaled points of one baseline, resumably, on Optuna or Ray Tune.
 
-The grid is enumerated and screened by analytic MACs before anything trains (`effscale.search.grid`);
-each kept point is one trial of the backend, which calls `GridObjective.evaluate_point`.
+Step 1 (the constrained alpha, beta, gamma grid at phi = 1), Step 2's family training and the
+figure experiments are all such lists: each point is a row with a `label`, a `series` and the
+(d, w, r) coefficients applied to the baseline; each point is one trial of the backend, which calls
+`GridObjective.evaluate_point`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from effscale.models.spec import NetworkSpec
-from effscale.scaling.rules import apply, compound
+from effscale.scaling.rules import Coefficients, apply, compound
 from effscale.search.objective import Evaluation
 from effscale.search.optuna_runner import INTERRUPTED, PointGridSampler, StudySetup, optimize
 from effscale.search.rundir import RunDir
@@ -27,7 +29,7 @@ POINT = "point"
 
 @dataclass(frozen=True)
 class GridObjective:
-    """Point index -> scaled baseline -> proxy-trained metrics; picklable for worker processes."""
+    """Point index -> baseline scaled by the point's (d, w, r) -> proxy-trained metrics; picklable."""
 
     points: tuple[dict[str, Any], ...]
     baseline: NetworkSpec
@@ -36,7 +38,7 @@ class GridObjective:
 
     def spec_of(self, index: int) -> NetworkSpec:
         point = self.points[index]
-        return apply(self.baseline, compound(point["alpha"], point["beta"], point["gamma"], 1.0))
+        return apply(self.baseline, Coefficients(point["d"], point["w"], point["r"]))
 
     def evaluate_point(self, index: int, report: Report | None = None) -> dict[str, Any]:
         return self.evaluation.evaluate(self.spec_of(index), report)
@@ -75,9 +77,8 @@ class AllPointsStarted:
 
 def point_rows(point: dict[str, Any], outcome: dict[str, Any] | None, state: str, reason: str | None) -> list[dict]:
     """results.csv rows of one point: one per trained seed, or one row saying why nothing was trained."""
-    base = {key: point[key] for key in ("label", "alpha", "beta", "gamma", "d", "w", "r", "resolution",
-                                        "params", "macs", "acts", "macs_ratio")}
-    base.update(series="grid", state=state, reason=reason)
+    base = {key: value for key, value in point.items() if key != "index"}
+    base.update(series=point.get("series", "grid"), state=state, reason=reason)
     if not outcome:
         return [{**base, "seed": None, "accuracy": math.nan, "val_loss": math.nan, "epochs": 0.0, "seconds": 0.0}]
     return [{**base, "seed": run["seed"], "accuracy": run["val_accuracy"], "val_loss": run["val_loss"],
@@ -108,9 +109,10 @@ class GridRun:
     storage_url: str | None = None
     address: str | None = None
     asha: bool = False
+    name: str = "grid"
 
     def run(self) -> pd.DataFrame:
-        """Train every point not yet finished (resuming), then write results.csv and best.json."""
+        """Train every point not yet finished (resuming), then write and return results.csv."""
         if self.backend == "ray":
             from effscale.search.ray_runner import run_ray_grid
 
@@ -118,13 +120,12 @@ class GridRun:
         else:
             results = self._run_optuna()
         results.to_csv(RunDir(self.run_dir).results, index=False)
-        write_best(RunDir(self.run_dir), results, self.objective.baseline)
         return results
 
     def _run_optuna(self) -> pd.DataFrame:
         grid = {POINT: list(range(len(self.objective.points)))}
         pruner = optuna.pruners.SuccessiveHalvingPruner() if self.objective.prune else None
-        setup = StudySetup(self.run_dir, "grid", PointGridSampler(grid, seed=0), pruner=pruner,
+        setup = StudySetup(self.run_dir, self.name, PointGridSampler(grid, seed=0), pruner=pruner,
                            storage_url=self.storage_url)
         study = optimize(setup, self.objective, AllPointsStarted(len(self.objective.points)),
                          total=len(self.objective.points), jobs=self.jobs)
@@ -132,7 +133,7 @@ class GridRun:
 
 
 def write_best(run_dir: RunDir, results: pd.DataFrame, baseline: NetworkSpec) -> None:
-    """best.json: the best point's coefficients and accuracy, the baseline, and the scaled spec (phi = 1)."""
+    """Step 1's best.json: the best point's alpha, beta, gamma and accuracy, the baseline, the spec at phi = 1."""
     complete = results[results["state"] == "COMPLETE"]
     if complete.empty:
         return

@@ -7,7 +7,10 @@ RUNNING by a killed run are marked failed ("interrupted") and queued again on th
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +28,7 @@ from effscale.search.objective import Diverged, Rejected
 from effscale.search.rundir import RunDir
 
 INTERRUPTED = "interrupted"
+_PR_SET_PDEATHSIG = 1
 
 
 class TrialObjective(Protocol):
@@ -87,13 +91,24 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: TrialObjecti
         study.tell(trial, values)
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker when the launcher dies (even by SIGKILL), so no orphan
+    keeps training a trial that the next launch will queue again."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # elsewhere an orphan finishes its trial and then stops (see `work`)
+
+
 def work(setup: StudySetup, objective: TrialObjective, done: Done) -> None:
     """One worker: ask (under the run's lock) and train until `done` says the study has all it needs."""
+    _die_with_parent()
+    launcher = os.getppid()
     study = setup.open()
     run_dir = RunDir(setup.run_dir)
     while True:
         with run_dir.mutex("ask"):
-            if done(study.get_trials(deepcopy=False)):
+            if os.getppid() != launcher or done(study.get_trials(deepcopy=False)):
                 return
             trial = study.ask()
         _run_trial(study, trial, objective)

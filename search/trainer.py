@@ -2,6 +2,7 @@
 
 The hot loop draws uint8 batches from in-memory tensors by index, augments and normalises them as
 whole-batch tensor ops and feeds a channels_last model: no DataLoader, no per-sample Python.
+Every evaluation first recomputes the batch-norm statistics under the current weights ("precise BN").
 Random state (initialisation, shuffling, augmentation, dropout) comes from `config.seed` inside a
 forked RNG, and the torch thread count is set for the run and restored afterwards; on the CPU the
 same seed and thread count give the same metrics exactly.
@@ -34,6 +35,7 @@ Report = Callable[[int, float], bool]
 METRIC_KEYS = ("val_accuracy", "val_loss", "train_seconds", "images_per_second", "epochs", "steps",
                "params", "macs", "acts", "diverged", "reason", "pruned", "device", "threads")
 _CHECK_EVERY = 10  # steps between loss checks (a host sync on a GPU) and progress updates
+_PRECISE_BN_IMAGES = 2048  # training images whose batch-norm statistics every evaluation uses
 
 
 def proxy_train(spec: NetworkSpec, task: ProxyTask, config: TrainConfig = TrainConfig(),
@@ -138,7 +140,7 @@ class _Run:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         images = augment(_gather(self.images, index), self.config.augment, self.generator)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+        with self._autocast():
             logits = self.model(self._normalised(images))
             loss = F.cross_entropy(logits.float(), self.labels[index], label_smoothing=self.config.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
@@ -149,18 +151,39 @@ class _Run:
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
-        """(accuracy, mean cross-entropy) on the held-out split."""
+        """(accuracy, mean cross-entropy) on the held-out split, after recomputing batch-norm statistics."""
+        self._precise_batch_norm()
         self.model.eval()
         loss, correct, n = torch.zeros((), dtype=torch.float64, device=self.device), 0, len(self.val_labels)
         for start in range(0, n, self.config.eval_batch_size):
             images = self.val_images[start : start + self.config.eval_batch_size]
             labels = self.val_labels[start : start + self.config.eval_batch_size]
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            with self._autocast():
                 logits = self.model(self._normalised(images)).float()
             loss += F.cross_entropy(logits, labels, reduction="sum")
             correct += int((logits.argmax(1) == labels).sum())
         self.model.train()
         return correct / n, float(loss) / n
+
+    def _precise_batch_norm(self) -> None:
+        """Batch-norm running statistics as the exact average over the first training images under the
+        final weights ("precise BN", as in pycls): short proxy runs otherwise evaluate with lagging ones."""
+        norms = [m for m in self.model.modules() if isinstance(m, nn.BatchNorm2d)]
+        momenta = [norm.momentum for norm in norms]
+        self.model.eval()
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # cumulative average
+            norm.train()
+        for start in range(0, min(_PRECISE_BN_IMAGES, len(self.labels)) - self.batch + 1, self.batch):
+            with self._autocast():
+                self.model(self._normalised(self.images[start : start + self.batch]))
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+        self.model.train()
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     def _normalised(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 -> float32 standardised per channel, in the model's memory format."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,14 @@ def assert_one_line_error(status: int, err: str, *fragments: str) -> None:
     assert "Traceback" not in err
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def fashion_mnist() -> None:
+    """Require the Debian Fashion-MNIST files: skipped locally when missing, a failure in CI."""
+    from effscale.search.datasets import FASHION_MNIST_DEFAULT_DIR
+
+    if not Path(FASHION_MNIST_DEFAULT_DIR, "train-images-idx3-ubyte.gz").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("Fashion-MNIST is missing: apt-get install -y dataset-fashion-mnist")
+        pytest.skip("Fashion-MNIST is not installed (apt-get install -y dataset-fashion-mnist)")

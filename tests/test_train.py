@@ -22,7 +22,7 @@ from effscale.search.train_config import TrainConfig
 from effscale.search.trainer import METRIC_KEYS, proxy_train
 from tests.conftest import assert_one_line_error
 
-FAST = TrainConfig(epochs=1, batch_size=64, val_size=200)  # on synthetic:800: 9 steps
+FAST = TrainConfig(epochs=1, batch_size=64, val_size=200, threads=1)  # on synthetic:800: 9 steps
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +42,11 @@ def train_synthetic(config: TrainConfig, **kwargs) -> dict:
 
 
 def test_short_fashion_mnist_run_is_well_above_chance(fmnist: None) -> None:
-    config = TrainConfig(epochs=2, subset=3000, val_size=1000)
+    config = TrainConfig(epochs=2, subset=5000, val_size=1000, batch_size=64, threads=1)
     task = load_task("fashion-mnist", 32, config)
     metrics = proxy_train(adapt(proxy_spec(), task), task, config)
-    assert metrics["val_accuracy"] >= 0.65  # chance is 0.10; measured 0.XX
-    assert metrics["steps"] == 2 * (3000 // 128) and metrics["epochs"] == 2.0
+    assert metrics["val_accuracy"] >= 0.6  # chance is 0.10; measured 0.71, 0.755, 0.697 with seeds 0, 1, 2
+    assert metrics["steps"] == 2 * (5000 // 64) and metrics["epochs"] == 2.0
     assert not metrics["diverged"] and metrics["images_per_second"] > 0
 
 

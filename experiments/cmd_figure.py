@@ -1,0 +1,98 @@
+"""`effscale figure 3|4|8` and `effscale table 3`: the paper's scaling experiments at proxy scale, with a report."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from effscale.experiments.named import BUDGETS, TRAINING_KEYS, Experiment, load_experiment
+from effscale.experiments.output import print_table
+from effscale.experiments.sweep import add_execution_arguments, run_points
+from effscale.experiments.training_options import add_training_arguments
+from effscale.reports import findings
+from effscale.reports.sweep_report import write_sweep_report
+from effscale.search.rundir import RunDir
+from effscale.search.train_config import available_cores
+
+EXAMPLES = """\
+budgets: tiny (a minute or two, for tests), cpu (about an hour per figure on 2 cores), gpu (closer to the
+paper). Options given on the command line (--epochs, --subset, --val-size, --seeds) override the budget's.
+To change an experiment, copy experiments/configs/{name}.yaml, edit it and pass --config FILE.
+Rerunning the same command resumes; finished points are not trained again.
+
+examples:
+  effscale {command} {number} --budget tiny --out runs/{name}-tiny
+  effscale {command} {number} --budget cpu --out runs/{name} --jobs 2
+  effscale report runs/{name}
+"""
+COMMANDS = {"figure": ("3", "4", "8"), "table": ("3",)}
+EXPERIMENT_FILE = "experiment.json"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    for command, numbers in COMMANDS.items():
+        name = "fig" if command == "figure" else "table"
+        parser = subparsers.add_parser(
+            command, help=f"reproduce the paper's {command} {'|'.join(numbers)} at proxy scale", description=__doc__,
+            epilog=EXAMPLES.format(command=command, number=numbers[0], name=f"{name}{numbers[0]}"),
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("number", choices=numbers, help=f"which {command}")
+        parser.add_argument("--out", type=Path, help=f"run directory (default runs/{name}N-BUDGET)")
+        parser.add_argument("--budget", choices=BUDGETS, default="gpu" if torch.cuda.is_available() else "cpu",
+                            help="tiny, cpu or gpu (default: gpu when CUDA is present, else cpu)")
+        parser.add_argument("--config", help="a YAML experiment config to use instead of the packaged one")
+        add_training_arguments(parser)
+        add_execution_arguments(parser)
+        parser.set_defaults(run=run, prefix=name, **{key: None for key in TRAINING_KEYS})
+
+
+def run(args: argparse.Namespace) -> int:
+    experiment = load_experiment(args.config or f"{args.prefix}{args.number}", args.budget)
+    for key in TRAINING_KEYS:
+        if getattr(args, key) is None:
+            setattr(args, key, experiment.budget.get(key, 1 if key == "seeds" else None))
+    args.epochs = args.epochs or 1.0
+    args.val_size = args.val_size or 5000
+    out = args.out or Path("runs") / f"{experiment.name}-{args.budget}"
+    out.mkdir(parents=True, exist_ok=True)
+    RunDir(out).write_json(out / EXPERIMENT_FILE, {"config": args.config or f"{args.prefix}{args.number}",
+                                                   "budget": args.budget, "command": command_line()})
+    frames = []
+    for name, points in experiment.points.items():
+        run_dir = out if len(experiment.points) == 1 else out / name
+        results = run_points(args, experiment.name, run_dir, experiment.baselines[name], points,
+                             identity={"experiment": experiment.name, "budget": args.budget})
+        frames.append(results.assign(baseline=name))
+    results = pd.concat(frames, ignore_index=True)
+    results.to_csv(out / "results.csv", index=False)
+    ranking = write_experiment_report(out, experiment, results, command_line())
+    print_table(ranking)
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def command_line() -> str:
+    """The effscale command that is running, quoted for a shell."""
+    return " ".join(shlex.quote(a) for a in ["effscale", *sys.argv[1:]])
+
+
+def write_experiment_report(out: Path, experiment: Experiment, results: pd.DataFrame, command: str) -> pd.DataFrame:
+    """report.md with the finding checked, the plots and the tables, and how the run was made."""
+    verdict = {"saturation": lambda: findings.saturation(results),
+               "baselines": lambda: findings.baselines(results, experiment.reference_series or ""),
+               "compound": lambda: findings.compound(results)}[experiment.finding]()
+    shown = results
+    if len(experiment.points) > 1:  # one line per network and rule
+        shown = results.assign(series=results["baseline"] + ": " + results["series"])
+    provenance = (f"Command: `{command}`\n\n"
+                  f"Machine: {platform.machine()}, {available_cores()} cores, torch {torch.__version__}, "
+                  f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}; "
+                  f"budget {experiment.budget}.")
+    return write_sweep_report(out, shown, experiment.title, panels=experiment.panels,
+                              findings=f"{verdict}\n\n{provenance}")

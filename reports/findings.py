@@ -1,0 +1,83 @@
+"""Does the paper's finding hold at this scale? Plain statements with the numbers and their spread.
+
+Accuracies are in percentage points; a spread is the standard deviation over seeds (0 with one seed,
+in which case no difference can be called significant).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from effscale.reports.tables import aggregate, completed, human
+
+
+def _pp(value: float) -> str:
+    return f"{100 * value:+.2f}"
+
+
+def saturation(results: pd.DataFrame) -> str:
+    """Figure 3: per series, the accuracy gained per doubling of MACs in the first and the second half of the curve."""
+    lines = []
+    for series, points in aggregate(results).groupby("series", sort=False):
+        points = points.sort_values("macs")
+        if len(points) < 3:
+            lines.append(f"- {series}: too few points ({len(points)}) to judge saturation.")
+            continue
+        middle = len(points) // 2
+        first, second = points.iloc[: middle + 1], points.iloc[middle:]
+        rate = [(p["accuracy_mean"].iloc[-1] - p["accuracy_mean"].iloc[0]) / math.log2(p["macs"].iloc[-1] / p["macs"].iloc[0])
+                for p in (first, second)]
+        spread = points["accuracy_std"].max()
+        verdict = "saturates (smaller gains later)" if rate[1] < rate[0] else "does NOT saturate here (gains do not shrink)"
+        lines.append(f"- {series}: {_pp(rate[0])} pp per doubling of MACs up to {human(first['macs'].iloc[-1])}, "
+                     f"{_pp(rate[1])} pp per doubling beyond; largest spread over seeds {100 * spread:.2f} pp: {verdict}.")
+    return "\n".join(lines)
+
+
+def baselines(results: pd.DataFrame, reference: str) -> str:
+    """Figure 4: each width-scaling line against the reference line, interpolated at equal log-MACs."""
+    table = aggregate(results)
+    ref = table[table["series"] == reference].sort_values("macs")
+    if ref.empty:
+        return f"- the reference series {reference!r} has no finished points."
+    lines = []
+    for series, points in table[table["series"] != reference].groupby("series", sort=False):
+        inside = points[(points["macs"] >= ref["macs"].min()) & (points["macs"] <= ref["macs"].max())]
+        if inside.empty:
+            lines.append(f"- {series}: no MACs overlap with {reference}; compare the curves on the plot.")
+            continue
+        ref_accuracy = np.interp(np.log(inside["macs"]), np.log(ref["macs"]), ref["accuracy_mean"])
+        difference = float(np.mean(inside["accuracy_mean"] - ref_accuracy))
+        spread = float(np.sqrt(np.mean(inside["accuracy_std"] ** 2) + np.mean(ref["accuracy_std"] ** 2)))
+        verdict = "higher, as in the paper" if difference > spread else (
+            "lower, unlike the paper" if difference < -spread else "no difference beyond the spread")
+        lines.append(f"- {series} vs {reference} at equal MACs ({len(inside)} points): {_pp(difference)} pp "
+                     f"(spread {100 * spread:.2f} pp): {verdict}.")
+    return "\n".join(lines)
+
+
+def compound(results: pd.DataFrame) -> str:
+    """Figure 8 and Table 3: in each group of matching MACs, compound against each single dimension."""
+    done = completed(results)
+    lines = []
+    for group, rows in done.groupby("group", sort=False):
+        stats = rows.groupby("series")["accuracy"].agg(["mean", "std"]).fillna(0.0)
+        macs = rows.groupby("series")["macs"].first()
+        if "compound" not in stats.index:
+            continue
+        best_single = stats.drop(index=[s for s in ("compound", "baseline") if s in stats.index])
+        if best_single.empty:
+            continue
+        parts = []
+        for series, row in best_single.iterrows():
+            difference = stats.loc["compound", "mean"] - row["mean"]
+            spread = math.hypot(stats.loc["compound", "std"], row["std"])
+            parts.append(f"{series} ({human(macs[series])}) {_pp(difference)} ± {100 * spread:.2f}")
+        winner = stats.drop(index=[s for s in ("baseline",) if s in stats.index])["mean"].idxmax()
+        verdict = "compound is best, as in the paper" if winner == "compound" else f"{winner} is best, unlike the paper"
+        lines.append(f"- {group}: compound ({human(macs['compound'])} MACs, {100 * stats.loc['compound', 'mean']:.2f}%) "
+                     f"minus each single dimension, pp: {'; '.join(parts)}: {verdict}.")
+    return "\n".join(lines) or "- no group has both a compound and a single-dimension point finished."

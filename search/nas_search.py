@@ -1,0 +1,139 @@
+"""MNAS-style baseline search: sample a spec from the space, reject it over the cost cap, proxy-train, reward.
+
+Each trial of the backend calls `NasObjective`: single objective, it returns the reward
+ACC * (COST / T)^w; multi-objective (NSGA-II), the pair (accuracy, cost) and the Pareto front is
+the study's `best_trials` (the same set the report draws from the results: the candidates no other
+beats on both accuracy and cost). The results table has one row per trial and training seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from effscale.models.complexity import count
+from effscale.models.notation import format_stage
+from effscale.models.spec import NetworkSpec
+from effscale.search.cost import cost_of
+from effscale.search.objective import Evaluation
+from effscale.search.optuna_runner import INTERRUPTED, StudySetup, optimize
+from effscale.search.reward import RewardSpec
+from effscale.search.rundir import RunDir
+from effscale.search.space import SearchSpace
+
+
+COLUMNS = ["trial", "label", "series", "params", "macs", "acts", "cost", "accuracy", "reward", "seed", "seconds",
+           "state", "reason", "stages"]
+
+
+@dataclass(frozen=True)
+class NasObjective:
+    """Trial -> spec -> COST -> proxy-trained outcome (rejected over the MACs cap before training) -> value(s).
+
+    Records on the trial: "spec" (its dict), "cost", and after training "outcome" and "reward".
+    Picklable for worker processes.
+    """
+
+    space: SearchSpace
+    evaluation: Evaluation
+    reward: RewardSpec
+    multi_objective: bool = False
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return ("maximize", "minimize") if self.multi_objective else ("maximize",)
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        spec = self.space.sample(trial)
+        cost = cost_of(spec, self.reward.cost)
+        trial.set_user_attr("spec", spec.to_dict())
+        trial.set_user_attr("cost", cost)
+        outcome = self.evaluation.evaluate(spec)  # raises Rejected over the cap, before any training
+        reward = self.reward(outcome["accuracy"], cost)
+        trial.set_user_attr("outcome", outcome)
+        trial.set_user_attr("reward", reward)
+        return (outcome["accuracy"], cost) if self.multi_objective else reward
+
+
+@dataclass(frozen=True)
+class TrialsStarted:
+    """Done when `trials` trials are running or finished (interrupted attempts aside) and none is queued."""
+
+    trials: int
+
+    def __call__(self, trials: list[FrozenTrial]) -> bool:
+        if any(t.state == TrialState.WAITING for t in trials):
+            return False
+        started = [t for t in trials if (t.state == TrialState.RUNNING or t.state.is_finished())
+                   and t.user_attrs.get("reason") != INTERRUPTED]
+        return len(started) >= self.trials
+
+
+def trial_rows(trial: FrozenTrial, reward: RewardSpec) -> list[dict[str, Any]]:
+    """results.csv rows of one trial: one per trained seed, or one row saying why nothing was trained."""
+    spec = NetworkSpec.from_dict(trial.user_attrs["spec"])
+    counts = count(spec)
+    cost = float(trial.user_attrs["cost"])
+    base = {"trial": trial.number, "label": spec.name, "series": "nas", "params": counts.params,
+            "macs": counts.macs, "acts": counts.acts, "cost": cost, "state": trial.state.name,
+            "reason": trial.user_attrs.get("reason"),
+            "stages": " ".join(format_stage(stage) for stage in spec.stages)}
+    outcome = trial.user_attrs.get("outcome")
+    if not outcome:
+        return [{**base, "seed": None, "accuracy": math.nan, "reward": math.nan, "seconds": 0.0}]
+    return [{**base, "seed": run["seed"], "accuracy": run["val_accuracy"], "reward": reward(run["val_accuracy"], cost),
+             "seconds": run["train_seconds"]} for run in outcome["runs"]]
+
+
+def nas_results(study: optuna.Study, reward: RewardSpec) -> pd.DataFrame:
+    """One row per trial and seed (interrupted attempts and unfinished trials left out)."""
+    trials = [t for t in study.get_trials(deepcopy=False)
+              if t.state.is_finished() and "spec" in t.user_attrs and t.user_attrs.get("reason") != INTERRUPTED]
+    return pd.DataFrame([row for t in trials for row in trial_rows(t, reward)], columns=COLUMNS)
+
+
+def write_best(run_dir: RunDir, results: pd.DataFrame, study: optuna.Study, reward: RewardSpec) -> None:
+    """best.json: the candidate with the highest mean reward, its scores and its spec (under "spec")."""
+    complete = results[results["state"] == "COMPLETE"]
+    if complete.empty:
+        return
+    by_label = complete.groupby("label")["reward"].mean()
+    label = by_label.idxmax()
+    rows = complete[complete["label"] == label]
+    first = rows.iloc[0]
+    run_dir.write_json(run_dir.best, {
+        "label": label, "trial": int(first["trial"]), "reward": float(by_label[label]),
+        "accuracy_mean": float(rows["accuracy"].mean()),
+        "accuracy_std": float(rows["accuracy"].std(ddof=1)) if len(rows) > 1 else 0.0,
+        "n_seeds": len(rows), "cost": float(first["cost"]), "reward_settings": reward.__dict__,
+        "params": int(first["params"]), "macs": int(first["macs"]), "stages": first["stages"],
+        "spec": study.trials[int(first["trial"])].user_attrs["spec"],
+    })
+
+
+@dataclass(frozen=True)
+class NasRun:
+    """One search: the objective, the sampler (`samplers.make_sampler`), the trial budget, where, how many workers."""
+
+    run_dir: Path
+    objective: NasObjective
+    sampler: optuna.samplers.BaseSampler
+    trials: int
+    jobs: int = 1
+    storage_url: str | None = None
+
+    def run(self) -> pd.DataFrame:
+        """Run trials until `trials` have started (resuming), then write results.csv and best.json."""
+        setup = StudySetup(self.run_dir, "nas", self.sampler, self.objective.directions, storage_url=self.storage_url)
+        study = optimize(setup, self.objective, TrialsStarted(self.trials), total=self.trials, jobs=self.jobs)
+        results = nas_results(study, self.objective.reward)
+        run_dir = RunDir(self.run_dir)
+        results.to_csv(run_dir.results, index=False)
+        write_best(run_dir, results, study, self.objective.reward)
+        return results

@@ -1,0 +1,124 @@
+"""Step 1: the constrained grid, training only kept points, resume after SIGKILL, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+from effscale.models.errors import EffscaleError
+from effscale.search.grid import GridConfig, constraint_values, enumerate_points, screen
+from effscale.search.proxy import proxy_spec
+from tests.conftest import assert_one_line_error
+
+TINY = ["--dataset", "synthetic:600", "--epochs", "1", "--subset", "400", "--val-size", "150", "--batch-size", "32"]
+
+
+def test_only_constrained_points_are_enumerated() -> None:
+    points = enumerate_points(GridConfig(step=0.1))
+    values = constraint_values(points)
+    assert len(points) == 20
+    assert (abs(values - 2) <= 0.1 + 1e-9).all()
+    assert min(p.alpha for p in points) >= 1 and min(p.beta for p in points) >= 1 and min(p.gamma for p in points) >= 1
+    assert (1.2, 1.1, 1.2) in {(p.alpha, p.beta, p.gamma) for p in points}
+
+
+def test_solve_gamma_mode_hits_the_constraint() -> None:
+    points = enumerate_points(GridConfig(step=0.1, solve_gamma=True))
+    assert len(points) > 5
+    assert abs(constraint_values(points) - 2).max() < 1e-3
+
+
+def test_screen_reports_points_outside_the_band() -> None:
+    kept, skipped = screen(enumerate_points(GridConfig(step=0.1)), proxy_spec(), (1.5, 2.5))
+    assert kept and skipped
+    assert all(1.5 <= row["macs_ratio"] <= 2.5 for row in kept)
+    assert all(not 1.5 <= row["macs_ratio"] <= 2.5 for row in skipped)
+
+
+@pytest.mark.parametrize("config, message", [
+    (dict(step=0.1, tolerance=0.0, alpha=(1.0, 1.05), beta=(1.0, 1.05), gamma=(1.0, 1.05)), "no grid point"),
+    (dict(alpha=(0.8, 2.0)), "alpha range must start at >= 1"),
+])
+def test_bad_grid_configs(config: dict, message: str) -> None:
+    with pytest.raises(EffscaleError, match=message):
+        enumerate_points(GridConfig(**config))
+
+
+def test_grid_trains_only_kept_points_with_real_accuracy(cli, tmp_path: Path, fashion_mnist: None) -> None:
+    out = tmp_path / "run"
+    status, stdout, _ = cli("grid", "--out", str(out), "--step", "0.1", "--alpha-range", "1,1.2",
+                            "--dataset", "fashion-mnist", "--epochs", "1", "--subset", "3000", "--val-size", "1000")
+    assert status == 0
+    results = pd.read_csv(out / "results.csv")
+    trained = results[results["state"] == "COMPLETE"]
+    kept, skipped = screen(enumerate_points(GridConfig(step=0.1, alpha=(1.0, 1.2))), proxy_spec(), (1.5, 2.5))
+    assert sorted(trained["label"]) == sorted(row["label"] for row in kept)
+    assert sorted(results.loc[results["state"] == "SKIPPED", "label"]) == sorted(row["label"] for row in skipped)
+    assert (trained["accuracy"] > 0.5).all(), trained["accuracy"]  # 10 classes: chance is 0.1
+    best = json.loads((out / "best.json").read_text())
+    assert best["accuracy_mean"] == pytest.approx(trained["accuracy"].max())
+    assert (out / "report.md").is_file() and (out / "plots" / "accuracy_vs_macs.png").is_file()
+    status, stdout, _ = cli("scale", "proxy", "--from", str(out), "--phi", "0,1", "--json")
+    assert status == 0 and json.loads(stdout)[1]["width"] == pytest.approx(best["beta"])
+
+
+def _finished(journal: Path) -> list[optuna.trial.FrozenTrial]:
+    if not journal.exists():
+        return []
+    study = optuna.load_study(study_name="grid", storage=JournalStorage(JournalFileBackend(str(journal))))
+    return [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+def test_sigkill_then_rerun_trains_every_point_exactly_once(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "effscale.experiments.cli", "grid", "--out", str(out), "--step", "0.1",
+               "--macs-band", "1,3", *TINY]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while len(_finished(out / "study.journal")) < 2 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = {t.params["point"]: t.value for t in _finished(out / "study.journal")}
+    assert len(before) >= 2
+    assert not (out / "results.csv").exists()  # killed before the end
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    results = pd.read_csv(out / "results.csv")
+    complete = results[results["state"] == "COMPLETE"]
+    kept = int(rerun.stdout.split(" kept")[0].rsplit(" ", 1)[-1])
+    assert len(complete) == kept and complete["label"].is_unique
+    after = {t.params["point"]: t.value for t in _finished(out / "study.journal")}
+    assert len(after) == kept
+    assert all(after[point] == value for point, value in before.items())  # nothing finished was redone
+
+
+def test_run_dir_of_another_command_is_refused(cli, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"kind": "nas", "identity": {}}))
+    status, _, err = cli("grid", "--out", str(out), "--step", "0.1", *TINY)
+    assert_one_line_error(status, err, "made by a different command")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--step", "0.1", "--tolerance", "0", "--alpha-range", "1,1.05", "--beta-range", "1,1.05", "--gamma-range", "1,1.05"],
+     "no grid point satisfies"),
+    (["--alpha-range", "0.5,2"], "alpha range must start at >= 1"),
+    (["--backend", "spark"], "invalid choice: 'spark'"),
+    (["--address", "127.0.0.1:1"], "need --backend ray"),
+])
+def test_grid_bad_input(cli, tmp_path: Path, argv: list[str], message: str) -> None:
+    status, _, err = cli("grid", "--out", str(tmp_path / "run"), *argv, *TINY)
+    assert_one_line_error(status, err, message)

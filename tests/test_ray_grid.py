@@ -1,0 +1,100 @@
+"""The grid search on Ray Tune: same points as Optuna, resume without retraining, ASHA, bad addresses."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("ray.tune")
+
+from effscale.experiments.cli import main  # noqa: E402
+from effscale.search.grid import GridConfig, enumerate_points, screen  # noqa: E402
+from effscale.search.grid_search import GridObjective, GridRun  # noqa: E402
+from effscale.search.objective import Diverged, Evaluation  # noqa: E402
+from effscale.search.proxy import proxy_spec  # noqa: E402
+from effscale.search.train_config import TrainConfig  # noqa: E402
+from effscale.search.trainer import Report  # noqa: E402
+from tests.conftest import assert_one_line_error  # noqa: E402
+
+# 5 points satisfy the constraint, 2 fall inside the MACs band: a=1 b=1 g=1.4 and a=1 b=1.4 g=1
+GRID = ["--dataset", "synthetic", "--step", "0.1", "--alpha-range", "1,1", "--macs-band", "1.2,2.8",
+        "--epochs", "1", "--subset", "300", "--val-size", "100", "--batch-size", "32", "--jobs", "2"]
+
+
+def grid(out: Path, *extra: str) -> tuple[pd.DataFrame, float]:
+    """Run `effscale grid` in-process; the results table and the seconds it took."""
+    start = time.perf_counter()
+    assert main(["grid", "--out", str(out), *GRID, *extra]) == 0
+    return pd.read_csv(out / "results.csv"), time.perf_counter() - start
+
+
+@pytest.fixture(scope="module")
+def ray_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, float]:
+    out = tmp_path_factory.mktemp("ray") / "run"
+    return (out, *grid(out, "--backend", "ray"))
+
+
+def test_ray_trains_the_same_points_as_optuna(ray_run, tmp_path: Path) -> None:
+    _, on_ray, _ = ray_run
+    on_optuna, _ = grid(tmp_path / "optuna")
+    assert list(on_ray.columns) == list(on_optuna.columns)
+    trained = []
+    for results in (on_ray, on_optuna):
+        assert (results["state"] == "SKIPPED").sum() == 3
+        complete = results[results["state"] == "COMPLETE"].set_index("label").sort_index()
+        assert list(complete.index) == ["a=1 b=1 g=1.4", "a=1 b=1.4 g=1"]
+        assert complete["accuracy"].between(0, 1).all() and (complete["seconds"] > 0).all()
+        trained.append(complete["accuracy"])
+    pd.testing.assert_series_equal(*trained)  # one objective, one torch thread per trial on both: same numbers
+
+
+def test_rerun_resumes_without_training_again(ray_run) -> None:
+    out, first, seconds = ray_run
+    trial_dirs = sorted(path.name for path in (out / "ray" / "grid").iterdir() if path.is_dir())
+    again, rerun_seconds = grid(out, "--backend", "ray")
+    pd.testing.assert_frame_equal(again, first)  # same training seconds: nothing was trained again
+    assert sorted(path.name for path in (out / "ray" / "grid").iterdir() if path.is_dir()) == trial_dirs
+    assert rerun_seconds < seconds
+
+
+def test_unreachable_address_is_one_line(cli, tmp_path: Path) -> None:
+    start = time.perf_counter()
+    status, _, err = cli("grid", "--out", str(tmp_path / "run"), *GRID, "--backend", "ray", "--address", "127.0.0.1:1")
+    assert_one_line_error(status, err, "cannot reach the Ray cluster at 127.0.0.1:1")
+    assert time.perf_counter() - start < 10
+
+
+EPOCHS = 3
+
+
+@dataclass(frozen=True)
+class Scripted(GridObjective):
+    """No training: point i reports accuracy 0.9 - 0.1 i every epoch; the last point diverges."""
+
+    def evaluate_point(self, index: int, report: Report | None = None) -> dict[str, Any]:
+        if index == len(self.points) - 1:
+            raise Diverged("seed 0: non-finite training loss before step 3")
+        accuracy = 0.9 - 0.1 * index
+        for epoch in range(1, EPOCHS + 1):
+            if report is not None:
+                report(epoch, accuracy)
+        run = {"seed": 0, "val_accuracy": accuracy, "val_loss": 1.0, "epochs": float(EPOCHS), "train_seconds": 0.1}
+        return {"accuracy": accuracy, "runs": [run]}
+
+
+def test_asha_stops_worse_points_and_failures_are_recorded(tmp_path: Path) -> None:
+    config = GridConfig(step=0.1, macs_band=(1.2, 2.8))
+    kept = screen(enumerate_points(config), proxy_spec(), config.macs_band)[0][:3]
+    objective = Scripted(tuple(kept), proxy_spec(), Evaluation("synthetic", TrainConfig(epochs=EPOCHS)), prune=True)
+    results = GridRun(tmp_path, objective, (), backend="ray", jobs=1, asha=True).run().set_index("label")
+    first, second, last = (point["label"] for point in kept)
+    assert results.loc[first, "state"] == "COMPLETE"  # it sets the bar at the first rung (epoch 1)
+    assert results.loc[second, "state"] == "PRUNED"  # worse at epoch 1: stopped there
+    assert results.loc[second, "epochs"] == 1 and math.isclose(results.loc[second, "accuracy"], 0.8)
+    assert results.loc[last, "state"] == "FAIL" and "non-finite" in results.loc[last, "reason"]
