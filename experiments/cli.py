@@ -21,7 +21,7 @@ examples:
   effscale scale efficientnet-b0 --official --phi 0,1,2,3,4,5,6,7
   effscale train --epochs 5
   effscale grid --out runs/grid && effscale family train runs/grid --phi 1,2
-  effscale nas --out runs/nas --target-macs 2M --trials 20
+  effscale nas --out runs/nas --target-macs 6M --trials 20
   effscale figure 3 --budget cpu --out runs/fig3 && effscale report runs/fig3
 """
 

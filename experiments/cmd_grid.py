@@ -7,14 +7,15 @@ from pathlib import Path
 
 from effscale.experiments.options import load_model
 from effscale.experiments.output import print_table
-from effscale.models.spec import NetworkSpec
 from effscale.experiments.sweep import add_execution_arguments, run_points
 from effscale.experiments.training_options import add_training_arguments
+from effscale.models.spec import NetworkSpec
 from effscale.reports.sweep_report import write_sweep_report
 from effscale.search.grid import GridConfig, enumerate_points, screen
 from effscale.search.grid_search import write_best
 from effscale.search.rundir import RunDir
 from effscale.search.train_config import TrainConfig
+
 DEFAULTS = TrainConfig(epochs=2.0, subset=10000)
 
 EXAMPLES = """\
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path, help="run directory (created, or resumed)")
     parser.add_argument("--baseline", default="proxy",
-                        help="proxy (default: B0 at width 0.5, depth 0.5, 32 px), a named model or a spec JSON file")
+                        help="proxy (default: see search/proxy.py), a named model or a spec JSON file")
     parser.add_argument("--resolution", type=int, help="baseline resolution in pixels (default: the baseline's)")
     grid = parser.add_argument_group("grid")
     grid.add_argument("--step", type=float, default=0.05, help="grid step of alpha, beta, gamma (default 0.05)")

@@ -52,13 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path, help="run directory (created, or resumed)")
     reward = parser.add_argument_group("reward")
-    reward.add_argument("--target-macs", "--target", dest="target", type=_signed_number,
+    reward.add_argument("--target-macs", "--target", dest="target", type=_signed_number, metavar="T",
                         help="T in the unit of --cost, e.g. 6M (default: the reference's COST at --resolution)")
     reward.add_argument("--w", type=float, default=-0.07, help="exponent w <= 0 of the soft reward (default -0.07)")
     reward.add_argument("--hard", action="store_true", help="hard constraint: w = 0 at or under T, -1 above")
     reward.add_argument("--cost", choices=tuple(COSTS), default="macs",
                         help="COST: macs (paper FLOPS, default), params, acts, or latency (ms, measured here)")
-    reward.add_argument("--max-macs", type=parse_number, help="reject candidates over this many MACs before training")
+    reward.add_argument("--max-macs", type=parse_number, metavar="CAP", help="reject candidates over this many MACs before training")
     space = parser.add_argument_group("search space")
     space.add_argument("--reference", choices=REFERENCES, default="efficientnet-b0",
                        help="the stages the space is built around (default efficientnet-b0)")

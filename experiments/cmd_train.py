@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from effscale.experiments.options import add_model_arguments, model_from_args
+from effscale.experiments.options import PROXY, add_model_arguments, model_from_args
 from effscale.experiments.output import print_record
 from effscale.experiments.training_options import add_training_arguments, train_config_from_args
 from effscale.models.errors import EffscaleError
-from effscale.models.spec import NetworkSpec
 from effscale.search.proxy import DEFAULT_PROXY
 from effscale.search.task import adapt, load_task
 from effscale.search.trainer import proxy_train
 
-PROXY = "proxy"
-
 EXAMPLES = f"""\
 MODEL `{PROXY}` (the default) is {DEFAULT_PROXY['model']} at width {DEFAULT_PROXY['width']}, depth \
-{DEFAULT_PROXY['depth']} and {DEFAULT_PROXY['resolution']} px; --width/--depth/--resolution override it.
+{DEFAULT_PROXY['depth']} and {DEFAULT_PROXY['resolution']} px without dropout (see search/proxy.py);
+--width/--depth scale it further and --resolution overrides its resolution.
 Grayscale data trains with 1 input channel unless --in-channels 3 (replication) is given.
 The test split is never used: accuracy is measured on a held-out part of the training split.
 
@@ -41,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = train_config_from_args(args)
-    spec = _model(args)
+    spec = model_from_args(args)
     task = load_task(args.dataset, spec.resolution, config, channels=args.in_channels)
     if args.num_classes is not None and args.num_classes != task.num_classes:
         raise EffscaleError(f"--num-classes {args.num_classes} does not match the {task.num_classes} classes of {args.dataset}")
@@ -51,12 +49,3 @@ def run(args: argparse.Namespace) -> int:
     print_record(record, args.json)
     return 0
 
-
-def _model(args: argparse.Namespace) -> NetworkSpec:
-    """The spec MODEL and the overrides describe; `proxy` fills in the default proxy's coefficients."""
-    if args.model == PROXY:
-        args.model = DEFAULT_PROXY["model"]
-        for key in ("width", "depth", "resolution"):
-            if getattr(args, key) is None:
-                setattr(args, key, DEFAULT_PROXY[key])
-    return model_from_args(args)

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from effscale.reports.markdown import image_link, write_report
 from effscale.reports.pareto import pareto_front
-from effscale.reports.plots import ACCURACY_LABEL, MACS_LABEL, STYLE, _macs_axis, _save, plot_reward_vs_trial
+from effscale.reports.plots import ACCURACY_LABEL, MACS_LABEL, STYLE, macs_axis, plot_reward_vs_trial, save_figure
 from effscale.reports.tables import aggregate, completed, human, to_markdown
 
 COST_LABELS = {"macs": MACS_LABEL, "params": "parameters", "acts": "activations",
@@ -49,14 +49,14 @@ def plot_cost_vs_accuracy(table: pd.DataFrame, cost_name: str, target: float, pa
         ax.step(front["cost"], 100 * front["accuracy_mean"], where="post", linestyle="--", color="0.3",
                 marker="o", markersize=4, label="Pareto front")
         ax.axvline(target, color="tab:red", linestyle=":", label="target T")
-        _macs_axis(ax)  # log axis, compact tick labels
+        macs_axis(ax)  # log axis, compact tick labels
         ax.set_xlabel(COST_LABELS[cost_name])
         ax.set_ylabel(ACCURACY_LABEL)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="lower right")
         if title:
             ax.set_title(title)
-        return _save(fig, path_stem)
+        return save_figure(fig, path_stem)
 
 
 def write_nas_report(run_dir: Path, results: pd.DataFrame, settings: Mapping[str, Any], top: int = 10) -> pd.DataFrame:

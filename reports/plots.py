@@ -6,6 +6,7 @@ Figures are built on `matplotlib.figure.Figure` (no pyplot state) and rendered b
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,16 +57,18 @@ def plot_accuracy_vs_macs(
                 _annotate(ax, shown, colours)
             if pareto:
                 _draw_pareto(ax, shown)
-            _macs_axis(ax)
+            macs_axis(ax)
             ax.grid(True, which="both", alpha=0.3)
             if panels:
                 ax.set_title(names[0])
         axes[0].set_ylabel(ACCURACY_LABEL)
         if not panels or pareto:
             fig.legend(handles=_unique_handles(axes), loc="outside right upper")
-        if title:
+        if title and panels:
             fig.suptitle(title)
-        return _save(fig, path_stem)
+        elif title:  # over the axes, clear of the legend outside on the right
+            axes[0].set_title(textwrap.fill(title, 60))
+        return save_figure(fig, path_stem)
 
 
 def plot_accuracy_by_point(agg: pd.DataFrame, path_stem: str | Path, title: str | None = None) -> list[Path]:
@@ -88,7 +91,7 @@ def plot_accuracy_by_point(agg: pd.DataFrame, path_stem: str | Path, title: str 
         ax.grid(True, axis="x", alpha=0.3)
         if title:
             ax.set_title(title)
-        return _save(fig, path_stem)
+        return save_figure(fig, path_stem)
 
 
 def plot_reward_vs_trial(df: pd.DataFrame, path_stem: str | Path, title: str | None = None) -> list[Path]:
@@ -105,7 +108,7 @@ def plot_reward_vs_trial(df: pd.DataFrame, path_stem: str | Path, title: str | N
         ax.legend(loc="lower right")
         if title:
             ax.set_title(title)
-        return _save(fig, path_stem)
+        return save_figure(fig, path_stem)
 
 
 def _unique_handles(axes: Sequence[Axes]) -> list[Artist]:
@@ -121,7 +124,7 @@ def _colours(series: Sequence[str]) -> dict[str, str]:
     return {name: cycle[i % len(cycle)] for i, name in enumerate(series)}
 
 
-def _macs_axis(ax: Axes) -> None:
+def macs_axis(ax: Axes) -> None:
     """Log MACs axis with compact tick labels (100M, 2G) and room for point labels on the right."""
     ax.set_xscale("log")
     ax.set_xlabel(MACS_LABEL)
@@ -170,10 +173,10 @@ def _point_text(point: pd.Series) -> str:
     coefficients = [point.get(k) for k in ("d", "w", "r")]
     if any(c is None or math.isnan(c) for c in coefficients):
         return str(point["label"])
-    return "(" + ", ".join(f"{c:g}" for c in coefficients) + ")"
+    return "(" + ", ".join(f"{c:.3g}" for c in coefficients) + ")"
 
 
-def _save(fig: Figure, path_stem: str | Path) -> list[Path]:
+def save_figure(fig: Figure, path_stem: str | Path) -> list[Path]:
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_name(stem.name + ext) for ext in (".png", ".svg")]

@@ -15,12 +15,12 @@ from typing import Any
 
 import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from effscale.models.spec import NetworkSpec
 from effscale.scaling.rules import Coefficients, apply, compound
 from effscale.search.objective import Evaluation
-from effscale.search.optuna_runner import INTERRUPTED, PointGridSampler, StudySetup, optimize
+from effscale.search.optuna_runner import INTERRUPTED, PointGridSampler, StudySetup, optimize, queued, started
 from effscale.search.rundir import RunDir
 from effscale.search.trainer import Report
 
@@ -68,11 +68,16 @@ class AllPointsStarted:
     num_points: int
 
     def __call__(self, trials: list[FrozenTrial]) -> bool:
-        if any(t.state == TrialState.WAITING for t in trials):
-            return False
-        covered = {t.params.get(POINT) for t in trials
-                   if (t.state == TrialState.RUNNING or t.state.is_finished()) and t.user_attrs.get("reason") != INTERRUPTED}
-        return covered >= set(range(self.num_points))
+        return not queued(trials) and {point_of(t) for t in started(trials)} >= set(range(self.num_points))
+
+
+def point_of(trial: FrozenTrial) -> int | None:
+    """The point a trial trains, known from the moment `ask` hands it out (before the objective suggests it):
+    the GridSampler's grid id (the grid is `range(n)`, so id = point), or a re-queued trial's fixed value."""
+    if POINT in trial.params:
+        return trial.params[POINT]
+    fixed = trial.system_attrs.get("fixed_params", {})
+    return fixed.get(POINT, trial.system_attrs.get("grid_id"))
 
 
 def point_rows(point: dict[str, Any], outcome: dict[str, Any] | None, state: str, reason: str | None) -> list[dict]:

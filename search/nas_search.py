@@ -15,18 +15,17 @@ from typing import Any
 
 import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from effscale.models.complexity import count
 from effscale.models.notation import format_stage
 from effscale.models.spec import NetworkSpec
 from effscale.search.cost import cost_of
 from effscale.search.objective import Evaluation
-from effscale.search.optuna_runner import INTERRUPTED, StudySetup, optimize
+from effscale.search.optuna_runner import INTERRUPTED, StudySetup, optimize, queued, started
 from effscale.search.reward import RewardSpec
 from effscale.search.rundir import RunDir
 from effscale.search.space import SearchSpace
-
 
 COLUMNS = ["trial", "label", "series", "params", "macs", "acts", "cost", "accuracy", "reward", "seed", "seconds",
            "state", "reason", "stages"]
@@ -68,11 +67,7 @@ class TrialsStarted:
     trials: int
 
     def __call__(self, trials: list[FrozenTrial]) -> bool:
-        if any(t.state == TrialState.WAITING for t in trials):
-            return False
-        started = [t for t in trials if (t.state == TrialState.RUNNING or t.state.is_finished())
-                   and t.user_attrs.get("reason") != INTERRUPTED]
-        return len(started) >= self.trials
+        return not queued(trials) and len(started(trials)) >= self.trials
 
 
 def trial_rows(trial: FrozenTrial, reward: RewardSpec) -> list[dict[str, Any]]:

@@ -69,6 +69,17 @@ class PointGridSampler(optuna.samplers.GridSampler):
         """Nothing: `work` stops once every point has been handed out."""
 
 
+def started(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Trials running or finished, leaving out attempts cut off by a kill (they are queued again)."""
+    return [t for t in trials if (t.state == TrialState.RUNNING or t.state.is_finished())
+            and t.user_attrs.get("reason") != INTERRUPTED]
+
+
+def queued(trials: list[FrozenTrial]) -> bool:
+    """Whether any trial waits to be handed out (e.g. a re-queued interrupted one)."""
+    return any(t.state == TrialState.WAITING for t in trials)
+
+
 def recover_interrupted(study: optuna.Study) -> int:
     """Fail the trials a killed run left RUNNING (reason "interrupted") and queue their parameters again."""
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))

@@ -15,6 +15,8 @@ REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" 
 
 def reference_rows() -> list[dict[str, str]]:
     """Rows of the shared reference counts (the repo's sibling folder shared/)."""
+    if not REFERENCE.is_file():
+        pytest.fail(f"the reference counts are missing: {REFERENCE} (shared/ must sit beside the checkout)")
     with REFERENCE.open() as handle:
         return list(csv.DictReader(handle))
 
@@ -44,12 +46,16 @@ def assert_one_line_error(status: int, err: str, *fragments: str) -> None:
         assert fragment in lines[0], lines[0]
 
 
-@pytest.fixture
-def fashion_mnist() -> None:
-    """Require the Debian Fashion-MNIST files: skipped locally when missing, a failure in CI."""
-    from effscale.search.datasets import FASHION_MNIST_DEFAULT_DIR
+@pytest.fixture(scope="session")
+def fashion_mnist() -> Path:
+    """The Fashion-MNIST folder (Debian's package, or EFFSCALE_FASHION_MNIST_DIR): skipped locally when
+    missing, a failure in CI (no silent skip there)."""
+    from effscale.search.datasets import FASHION_MNIST_DEFAULT_DIR, FASHION_MNIST_ENV
 
-    if not Path(FASHION_MNIST_DEFAULT_DIR, "train-images-idx3-ubyte.gz").exists():
+    folder = Path(os.environ.get(FASHION_MNIST_ENV) or FASHION_MNIST_DEFAULT_DIR)
+    if not (folder / "train-images-idx3-ubyte.gz").exists() and not (folder / "train-images-idx3-ubyte").exists():
+        message = f"Fashion-MNIST is not in {folder}: apt-get install -y dataset-fashion-mnist"
         if os.environ.get("CI") == "true":
-            pytest.fail("Fashion-MNIST is missing: apt-get install -y dataset-fashion-mnist")
-        pytest.skip("Fashion-MNIST is not installed (apt-get install -y dataset-fashion-mnist)")
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder

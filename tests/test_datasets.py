@@ -7,7 +7,6 @@ that need them skip locally and fail in CI (CI=true), never silently pass.
 from __future__ import annotations
 
 import gzip
-import os
 import pickle
 from pathlib import Path
 
@@ -23,24 +22,9 @@ from effscale.search.idx import read_idx
 from effscale.search.resize import ResizeCache, resized
 from effscale.search.splits import holdout_split, subset
 
-FMNIST_FILES = tuple(
-    f"{split}-{kind}-ubyte.gz" for split in ("train", "t10k") for kind in ("images-idx3", "labels-idx1")
-)
-
 
 @pytest.fixture(scope="module")
-def fmnist_dir() -> Path:
-    folder = Path(os.environ.get(datasets.FASHION_MNIST_ENV) or datasets.FASHION_MNIST_DEFAULT_DIR)
-    if not all((folder / f).is_file() for f in FMNIST_FILES):
-        message = f"Fashion-MNIST not in {folder}: apt-get install -y dataset-fashion-mnist"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def train(fmnist_dir: Path) -> ImageData:
+def train(fashion_mnist: Path) -> ImageData:
     return load_dataset("fashion-mnist", "train")
 
 
@@ -53,14 +37,14 @@ def one_line_error(fn, *args, **kwargs) -> str:
 
 
 @pytest.mark.parametrize("split, count", [("train", 60000), ("test", 10000)])
-def test_fashion_mnist_shapes(fmnist_dir: Path, split: str, count: int) -> None:
+def test_fashion_mnist_shapes(fashion_mnist: Path, split: str, count: int) -> None:
     data = load_dataset("fashion-mnist", split)
     assert data.images.shape == (count, 1, 28, 28) and data.images.dtype == torch.uint8
     assert data.images.is_contiguous()
     assert data.labels.shape == (count,) and data.labels.dtype == torch.int64
     assert data.num_classes == 10 and len(data) == count
     assert torch.bincount(data.labels).tolist() == [count // 10] * 10
-    assert load_dataset(str(fmnist_dir), split).images.shape == data.images.shape  # a directory works too
+    assert load_dataset(str(fashion_mnist), split).images.shape == data.images.shape  # a directory works too
     assert load_dataset("fashion-mnist", split) is data  # cached
 
 

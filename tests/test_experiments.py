@@ -25,7 +25,8 @@ def test_tiny_budget_end_to_end(cli, tmp_path: Path, fashion_mnist: None, comman
     assert sorted(results["label"]) == labels  # one seed at the tiny budget: one row per point
     assert (results["state"] == "COMPLETE").all()
     assert results["accuracy"].between(0, 1).all()
-    assert results["accuracy"].mean() > 0.3, results[["label", "accuracy"]]  # chance is 0.1
+    # 24 training steps at the tiny budget; chance is 0.10 (about +-0.013 on 500 held-out images)
+    assert results["accuracy"].mean() > 0.2 and results["accuracy"].max() > 0.3, results[["label", "accuracy"]]
     report = (out / "report.md").read_text()
     assert "## Findings" in report and "Command: `effscale" in report and "MACs (paper FLOPS)" in report
     for stem in ("accuracy_vs_macs",):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -25,32 +24,21 @@ from tests.conftest import assert_one_line_error
 FAST = TrainConfig(epochs=1, batch_size=64, val_size=200, threads=1)  # on synthetic:800: 9 steps
 
 
-@pytest.fixture(scope="module")
-def fmnist() -> None:
-    folder = Path(os.environ.get(datasets.FASHION_MNIST_ENV) or datasets.FASHION_MNIST_DEFAULT_DIR)
-    try:
-        datasets.load_dataset("fashion-mnist", "train")
-    except EffscaleError as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Fashion-MNIST missing in CI ({folder}): {err}")
-        pytest.skip(str(err))
-
-
 def train_synthetic(config: TrainConfig, **kwargs) -> dict:
     task = load_task("synthetic:800", 16, config)
     return proxy_train(adapt(proxy_spec(16), task), task, config, **kwargs)
 
 
-def test_short_fashion_mnist_run_is_well_above_chance(fmnist: None) -> None:
+def test_short_fashion_mnist_run_is_well_above_chance(fashion_mnist: Path) -> None:
     config = TrainConfig(epochs=2, subset=5000, val_size=1000, batch_size=64, threads=1)
     task = load_task("fashion-mnist", 32, config)
     metrics = proxy_train(adapt(proxy_spec(), task), task, config)
-    assert metrics["val_accuracy"] >= 0.6  # chance is 0.10; measured 0.71, 0.755, 0.697 with seeds 0, 1, 2
+    assert metrics["val_accuracy"] >= 0.5  # chance is 0.10; measured 0.647, 0.599, 0.668 with seeds 0, 1, 2
     assert metrics["steps"] == 2 * (5000 // 64) and metrics["epochs"] == 2.0
     assert not metrics["diverged"] and metrics["images_per_second"] > 0
 
 
-def test_fashion_mnist_64px_task_stays_under_400_mb(fmnist: None) -> None:
+def test_fashion_mnist_64px_task_stays_under_400_mb(fashion_mnist: Path) -> None:
     task = load_task("fashion-mnist", 64, TrainConfig())
     assert task.train_images.shape == (55000, 1, 64, 64) and task.val_images.shape == (5000, 1, 64, 64)
     assert task.train_images.dtype == torch.uint8
@@ -96,7 +84,7 @@ def test_cli_trains_and_prints_json(cli) -> None:
     status, out, _ = cli("train", "--dataset", "synthetic:400", "--resolution", "16", "--epochs", "1",
                          "--val-size", "100", "--json")
     record = json.loads(out)
-    assert status == 0 and record["model"] == "efficientnet-b0" and record["width"] == 0.5
+    assert status == 0 and record["model"] == "proxy" and record["resolution"] == 16 and record["params"] == 1077644
     assert set(METRIC_KEYS) <= set(record) and record["steps"] == 300 // 128
 
 
