@@ -63,7 +63,7 @@ def plot_accuracy_vs_macs(
                 ax.set_title(names[0])
         axes[0].set_ylabel(ACCURACY_LABEL)
         if not panels or pareto:
-            fig.legend(handles=_unique_handles(axes), loc="outside right upper")
+            fig.legend(handles=_unique_handles(axes), loc="outside right center")
         if title and panels:
             fig.suptitle(title)
         elif title:  # over the axes, clear of the legend outside on the right
