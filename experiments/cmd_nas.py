@@ -80,7 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_training_arguments(parser, DEFAULTS)
     run_ = parser.add_argument_group("execution")
     run_.add_argument("--seeds", type=int, default=1, help="training seeds per candidate (default 1)")
-    run_.add_argument("--backend", choices=BACKENDS, default="optuna", help="optuna (default); ray is not supported yet")
+    run_.add_argument("--backend", choices=BACKENDS, default="optuna", help="optuna (default) or ray (Ray Tune)")
+    run_.add_argument("--address", help="Ray cluster address (with --backend ray; default: a local Ray)")
     run_.add_argument("--jobs", type=int, default=1, help="trials in parallel (each gets cores / jobs threads)")
     run_.add_argument("--storage", help="Optuna RDB URL (e.g. postgresql://...) instead of the run's journal file")
     run_.add_argument("--top", type=int, default=10, help="rows of the top-k table (default 10)")
@@ -114,8 +115,10 @@ def space_from_args(args: argparse.Namespace) -> SearchSpace:
 
 
 def _check(args: argparse.Namespace) -> None:
-    if args.backend == "ray":
-        raise EffscaleError("--backend ray for nas is not supported yet; use optuna")
+    if args.backend != "ray" and args.address:
+        raise EffscaleError("--address needs --backend ray")
+    if args.backend == "ray" and args.storage:
+        raise EffscaleError("--storage is an Optuna option: Ray Tune keeps its state under the run directory")
     if min(args.trials, args.seeds, args.jobs, args.top) < 1:
         raise EffscaleError("--trials, --seeds, --jobs and --top must be >= 1")
 
@@ -139,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"search space: {space.size():.3g} architectures around {args.reference} at {args.resolution} px; "
               f"reward ACC * ({args.cost} / {target:.4g})^{'hard' if args.hard else f'{args.w:g}'}; "
               f"{args.trials} trials of {args.searcher}" + ("; resuming" if resuming else ""))
-        results = NasRun(run_dir.path, objective, sampler, args.trials, args.jobs, args.storage).run()
+        results = NasRun(run_dir.path, objective, sampler, args.trials, args.jobs, args.storage, args.backend,
+                         args.address).run()
         settings = {"searcher": args.searcher, "reference": args.reference, "resolution": args.resolution,
                     "dataset": args.dataset, "cost": args.cost, "target": target, "w": args.w, "hard": args.hard,
                     "max_macs": args.max_macs, "trials": args.trials, "seeds": args.seeds}

@@ -48,16 +48,24 @@ class NasObjective:
     def directions(self) -> tuple[str, ...]:
         return ("maximize", "minimize") if self.multi_objective else ("maximize",)
 
+    def score(self, spec: NetworkSpec, cost: float) -> tuple[dict[str, Any], float]:
+        """(outcome, reward) of a sampled spec; raises Rejected over the MACs cap (before training) or Diverged."""
+        outcome = self.evaluation.evaluate(spec)
+        return outcome, self.reward(outcome["accuracy"], cost)
+
+    def values(self, outcome: dict[str, Any], cost: float, reward: float) -> float | tuple[float, float]:
+        """What the searcher optimises: the reward, or (accuracy, cost) for a multi-objective searcher."""
+        return (outcome["accuracy"], cost) if self.multi_objective else reward
+
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         spec = self.space.sample(trial)
         cost = cost_of(spec, self.reward.cost)
         trial.set_user_attr("spec", spec.to_dict())
         trial.set_user_attr("cost", cost)
-        outcome = self.evaluation.evaluate(spec)  # raises Rejected over the cap, before any training
-        reward = self.reward(outcome["accuracy"], cost)
+        outcome, reward = self.score(spec, cost)
         trial.set_user_attr("outcome", outcome)
         trial.set_user_attr("reward", reward)
-        return (outcome["accuracy"], cost) if self.multi_objective else reward
+        return self.values(outcome, cost, reward)
 
 
 @dataclass(frozen=True)
@@ -71,15 +79,20 @@ class TrialsStarted:
 
 
 def trial_rows(trial: FrozenTrial, reward: RewardSpec) -> list[dict[str, Any]]:
-    """results.csv rows of one trial: one per trained seed, or one row saying why nothing was trained."""
-    spec = NetworkSpec.from_dict(trial.user_attrs["spec"])
+    """results.csv rows of one Optuna trial."""
+    attrs = trial.user_attrs
+    return candidate_rows(trial.number, attrs["spec"], float(attrs["cost"]), attrs.get("outcome"), trial.state.name,
+                          attrs.get("reason"), reward)
+
+
+def candidate_rows(number: int, spec_dict: dict[str, Any], cost: float, outcome: dict[str, Any] | None, state: str,
+                   reason: str | None, reward: RewardSpec) -> list[dict[str, Any]]:
+    """results.csv rows of one candidate: one per trained seed, or one row saying why nothing was trained."""
+    spec = NetworkSpec.from_dict(spec_dict)
     counts = count(spec)
-    cost = float(trial.user_attrs["cost"])
-    base = {"trial": trial.number, "label": spec.name, "series": "nas", "params": counts.params,
-            "macs": counts.macs, "acts": counts.acts, "cost": cost, "state": trial.state.name,
-            "reason": trial.user_attrs.get("reason"),
+    base = {"trial": number, "label": spec.name, "series": "nas", "params": counts.params,
+            "macs": counts.macs, "acts": counts.acts, "cost": cost, "state": state, "reason": reason,
             "stages": " ".join(format_stage(stage) for stage in spec.stages)}
-    outcome = trial.user_attrs.get("outcome")
     if not outcome:
         return [{**base, "seed": None, "accuracy": math.nan, "reward": math.nan, "seconds": 0.0}]
     return [{**base, "seed": run["seed"], "accuracy": run["val_accuracy"], "reward": reward(run["val_accuracy"], cost),
@@ -93,7 +106,7 @@ def nas_results(study: optuna.Study, reward: RewardSpec) -> pd.DataFrame:
     return pd.DataFrame([row for t in trials for row in trial_rows(t, reward)], columns=COLUMNS)
 
 
-def write_best(run_dir: RunDir, results: pd.DataFrame, study: optuna.Study, reward: RewardSpec) -> None:
+def write_best(run_dir: RunDir, results: pd.DataFrame, specs: dict[int, dict[str, Any]], reward: RewardSpec) -> None:
     """best.json: the candidate with the highest mean reward, its scores and its spec (under "spec")."""
     complete = results[results["state"] == "COMPLETE"]
     if complete.empty:
@@ -108,7 +121,7 @@ def write_best(run_dir: RunDir, results: pd.DataFrame, study: optuna.Study, rewa
         "accuracy_std": float(rows["accuracy"].std(ddof=1)) if len(rows) > 1 else 0.0,
         "n_seeds": len(rows), "cost": float(first["cost"]), "reward_settings": reward.__dict__,
         "params": int(first["params"]), "macs": int(first["macs"]), "stages": first["stages"],
-        "spec": study.trials[int(first["trial"])].user_attrs["spec"],
+        "spec": specs[int(first["trial"])],
     })
 
 
@@ -122,13 +135,21 @@ class NasRun:
     trials: int
     jobs: int = 1
     storage_url: str | None = None
+    backend: str = "optuna"
+    address: str | None = None
 
     def run(self) -> pd.DataFrame:
         """Run trials until `trials` have started (resuming), then write results.csv and best.json."""
-        setup = StudySetup(self.run_dir, "nas", self.sampler, self.objective.directions, storage_url=self.storage_url)
-        study = optimize(setup, self.objective, TrialsStarted(self.trials), total=self.trials, jobs=self.jobs)
-        results = nas_results(study, self.objective.reward)
+        if self.backend == "ray":
+            from effscale.search.ray_nas import run_ray_nas
+
+            results, specs = run_ray_nas(self)
+        else:
+            setup = StudySetup(self.run_dir, "nas", self.sampler, self.objective.directions, storage_url=self.storage_url)
+            study = optimize(setup, self.objective, TrialsStarted(self.trials), total=self.trials, jobs=self.jobs)
+            results = nas_results(study, self.objective.reward)
+            specs = {t.number: t.user_attrs["spec"] for t in study.get_trials(deepcopy=False) if "spec" in t.user_attrs}
         run_dir = RunDir(self.run_dir)
         results.to_csv(run_dir.results, index=False)
-        write_best(run_dir, results, study, self.objective.reward)
+        write_best(run_dir, results, specs, self.objective.reward)
         return results

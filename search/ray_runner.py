@@ -37,7 +37,7 @@ def run_ray_grid(grid_run: GridRun) -> pd.DataFrame:
     threads = grid_run.objective.evaluation.train.threads or max(1, available_cores() // grid_run.jobs)
     objective = _with_threads(grid_run.objective, threads)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", SNAPSHOT_PERIOD_S)  # read when `fit` starts; the user's value wins
-    with _ray_session(grid_run.address):
+    with ray_session(grid_run.address):
         gpu = objective.evaluation.train.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1
         trainable = tune.with_resources(tune.with_parameters(_trial, objective=objective, per_epoch=grid_run.asha),
                                         {"cpu": threads, "gpu": 1 if gpu else 0})
@@ -108,7 +108,7 @@ def ray_results(results: tune.ResultGrid, objective: GridObjective, skipped: tup
 
 
 @contextmanager
-def _ray_session(address: str | None) -> Iterator[None]:
+def ray_session(address: str | None) -> Iterator[None]:
     """A quiet local Ray on this machine's cores, or the cluster at `address` (checked first); shut down after."""
     if address:
         _check_reachable(address)

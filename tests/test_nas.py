@@ -113,6 +113,19 @@ def test_cost_cap_rejects_before_training(tmp_path: Path, cli) -> None:
     assert not (tmp_path / "best.json").exists() and "over the cap" in (tmp_path / "report.md").read_text()
 
 
+def test_ray_backend_writes_the_same_outputs_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "ray"
+    assert main(nas(out, "--searcher", "tpe", "--trials", "3", "--backend", "ray")) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert sorted(results["trial"]) == [0, 1, 2] and set(results["state"]) == {"COMPLETE"}
+    assert results["reward"].between(0, 1).all() and (results["seconds"] > 0).all()
+    assert all((out / name).is_file() for name in OUTPUTS)
+    best = json.loads((out / "best.json").read_text())
+    assert best["reward"] == pytest.approx(results["reward"].max())
+    assert main(nas(out, "--searcher", "tpe", "--trials", "3", "--backend", "ray")) == 0  # resumes: no new trial
+    pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), results)
+
+
 @pytest.mark.parametrize("extra, fragments", [
     (["--target-macs", "0"], ["target T must be > 0"]),
     (["--target-macs=-2M"], ["target T must be > 0"]),
@@ -120,7 +133,7 @@ def test_cost_cap_rejects_before_training(tmp_path: Path, cli) -> None:
     (["--searcher", "annealing"], ["invalid choice", "'annealing'"]),
     (["--ops", ""], ["search space is empty"]),
     (["--kernels", "3,x"], ["not a comma-separated list of int"]),
-    (["--backend", "ray"], ["--backend ray for nas is not supported yet"]),
+    (["--address", "127.0.0.1:1"], ["--address needs --backend ray"]),
 ])
 def test_bad_input_is_one_line(tmp_path: Path, cli, extra: list[str], fragments: list[str]) -> None:
     assert_one_line_error(*cli(*nas(tmp_path / "run", *extra))[::2], *fragments)
