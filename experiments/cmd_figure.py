@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import shlex
 import sys
@@ -77,6 +78,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _as_run(out: Path, experiment: Experiment) -> str:
+    """The training settings that were used (from the first run directory's config.json), budget overrides included."""
+    run_dir = out if len(experiment.points) == 1 else out / next(iter(experiment.points))
+    identity = json.loads((run_dir / "config.json").read_text())["identity"]
+    train = identity["train"]
+    return (f"{train['epochs']:g} epochs, subset {train['subset']}, {train['val_size']} held out, batch "
+            f"{train['batch_size']}, {train['optimizer']} lr {train['lr']:g}, {identity['seeds']} seed(s), "
+            f"dataset {identity['dataset']}")
+
+
 def command_line() -> str:
     """The effscale command that is running, quoted for a shell."""
     return " ".join(shlex.quote(a) for a in ["effscale", *sys.argv[1:]])
@@ -92,7 +103,7 @@ def write_experiment_report(out: Path, experiment: Experiment, results: pd.DataF
         shown = results.assign(series=results["baseline"] + ": " + results["series"])
     provenance = (f"Command: `{command}`\n\n"
                   f"Machine: {platform.machine()}, {available_cores()} cores, torch {torch.__version__}, "
-                  f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}; "
-                  f"budget {experiment.budget}.")
+                  f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}.\n\n"
+                  f"Training as run: {_as_run(out, experiment)}.")
     return write_sweep_report(out, shown, experiment.title, panels=experiment.panels,
                               findings=f"{verdict}\n\n{provenance}")

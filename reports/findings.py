@@ -63,7 +63,7 @@ def compound(results: pd.DataFrame) -> str:
     """Figure 8 and Table 3: in each group of matching MACs, compound against each single dimension."""
     done = completed(results)
     lines = []
-    for group, rows in done.groupby("group", sort=False):
+    for group, rows in done.groupby("group"):
         stats = rows.groupby("series")["accuracy"].agg(["mean", "std"]).fillna(0.0)
         macs = rows.groupby("series")["macs"].first()
         if "compound" not in stats.index:
