@@ -7,14 +7,11 @@ from pathlib import Path
 
 from effscale.experiments.options import parse_float_list
 from effscale.experiments.output import print_table
-from effscale.experiments.sweep import add_execution_arguments, run_points
+from effscale.experiments.sweep import SWEEP_DEFAULTS, add_execution_arguments, run_points
 from effscale.experiments.training_options import add_training_arguments
 from effscale.reports.sweep_report import write_sweep_report
 from effscale.scaling.matching import matched_family
 from effscale.search.step_one import read_found
-from effscale.search.train_config import TrainConfig
-
-DEFAULTS = TrainConfig(epochs=2.0, subset=10000)
 
 EXAMPLES = """\
 For each phi, the compound member (alpha^phi, beta^phi, gamma^phi) and the depth-only, width-only and
@@ -35,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a finished `effscale grid` run directory")
     parser.add_argument("--phi", type=parse_float_list, default=[1.0, 2.0], help="compound phi values > 0 (default 1,2)")
-    add_training_arguments(parser, DEFAULTS)
+    add_training_arguments(parser, SWEEP_DEFAULTS)
     add_execution_arguments(parser)
     parser.set_defaults(run=run)
 

@@ -7,16 +7,13 @@ from pathlib import Path
 
 from effscale.experiments.options import load_model
 from effscale.experiments.output import print_table
-from effscale.experiments.sweep import add_execution_arguments, run_points
+from effscale.experiments.sweep import SWEEP_DEFAULTS, add_execution_arguments, run_points
 from effscale.experiments.training_options import add_training_arguments
 from effscale.models.spec import NetworkSpec
 from effscale.reports.sweep_report import write_sweep_report
 from effscale.search.grid import GridConfig, enumerate_points, screen
 from effscale.search.grid_search import write_best
 from effscale.search.rundir import RunDir
-from effscale.search.train_config import TrainConfig
-
-DEFAULTS = TrainConfig(epochs=2.0, subset=10000)
 
 EXAMPLES = """\
 Each grid point (alpha, beta, gamma >= 1 with |alpha * beta^2 * gamma^2 - 2| <= tolerance) scales the
@@ -49,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     grid.add_argument("--solve-gamma", action="store_true", help="grid over alpha, beta; gamma = sqrt(2 / (alpha beta^2))")
     grid.add_argument("--macs-band", type=_range, default=(1.5, 2.5),
                       help="keep points whose MACs ratio to the baseline lies in LOW,HIGH (default 1.5,2.5)")
-    add_training_arguments(parser, DEFAULTS)
+    add_training_arguments(parser, SWEEP_DEFAULTS)
     add_execution_arguments(parser)
     parser.set_defaults(run=run)
 

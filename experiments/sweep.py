@@ -14,9 +14,10 @@ from effscale.models.spec import NetworkSpec
 from effscale.search.grid_search import GridObjective, GridRun
 from effscale.search.objective import Evaluation
 from effscale.search.rundir import RunDir
-from effscale.search.train_config import available_cores
+from effscale.search.train_config import TrainConfig, available_cores
 
 BACKENDS = ("optuna", "ray")
+SWEEP_DEFAULTS = TrainConfig(epochs=2.0, subset=10000)  # grid and family training: per point, not one long run
 
 
 def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
