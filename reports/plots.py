@@ -15,7 +15,9 @@ import pandas as pd
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter
+from matplotlib.transforms import Bbox
 
 from effscale.reports.pareto import pareto_front
 from effscale.reports.tables import completed, human
@@ -53,8 +55,6 @@ def plot_accuracy_vs_macs(
             shown = agg[agg["series"].isin(names)]
             for name in names:
                 _draw_series(ax, shown[shown["series"] == name], name, colours[name])
-            if annotate:
-                _annotate(ax, shown, colours)
             if pareto:
                 _draw_pareto(ax, shown)
             macs_axis(ax)
@@ -68,6 +68,10 @@ def plot_accuracy_vs_macs(
             fig.suptitle(title)
         elif title:  # over the axes, clear of the legend outside on the right
             axes[0].set_title(textwrap.fill(title, 60))
+        if annotate:
+            fig.draw_without_rendering()  # settle the layout: label boxes are then measured where they will be
+            for ax, names in zip(axes, groups):
+                label_points(ax, agg[agg["series"].isin(names)], colours)
         return save_figure(fig, path_stem)
 
 
@@ -130,7 +134,9 @@ def macs_axis(ax: Axes) -> None:
     ax.set_xlabel(MACS_LABEL)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: human(x)))
     ax.xaxis.set_minor_formatter(FuncFormatter(_minor_tick))
-    ax.margins(x=0.12, y=0.08)
+    ax.margins(x=0.08, y=0.1)
+    low, high = ax.get_xlim()
+    ax.set_xlim(low, high * (high / low) ** 0.25)
 
 
 def _minor_tick(x: float, _: int) -> str:
@@ -145,21 +151,37 @@ def _draw_series(ax: Axes, points: pd.DataFrame, name: str, colour: str) -> None
                 marker="o", markersize=5, capsize=3, color=colour, label=name)
 
 
-def _annotate(ax: Axes, points: pd.DataFrame, colours: dict[str, str]) -> None:
+_LABEL_OFFSETS = ((5, -12), (5, 4), (-5, 4), (-5, -12), (0, 9), (0, -19), (8, -24), (8, 16))
+"""Where a point's label may go, in points from the point, tried in turn until one overlaps nothing."""
+
+
+def label_points(ax: Axes, points: pd.DataFrame, colours: dict[str, str]) -> list[Text]:
     """Label each point with its (d, w, r) once, even when several series share it (the baseline).
 
-    Labels of alternate series go below-right and above-left of their points to limit collisions.
+    Settle the layout first (`Figure.draw_without_rendering`). Each label takes the first of
+    `_LABEL_OFFSETS` whose box lies inside the axes and overlaps no marker and no label placed before
+    it (the last one when none does), so that crowded points stay readable.
     """
-    order = {name: i for i, name in enumerate(colours)}
-    placed: set[tuple[float, float, str]] = set()
+    placed: dict[tuple[float, float, str], Text] = {}
+    markers = [ax.transData.transform((p["macs"], 100 * p["accuracy_mean"])) for _, p in points.iterrows()]
+    taken = [Bbox.from_bounds(x - 4, y - 4, 8, 8) for x, y in markers]
     for _, p in points.iterrows():
         key = (p["macs"], p["accuracy_mean"], _point_text(p))
-        if key not in placed:
-            placed.add(key)
-            below = order[p["series"]] % 2 == 0
-            ax.annotate(key[2], (p["macs"], 100 * p["accuracy_mean"]), xytext=(5, -12) if below else (-5, 5),
-                        ha="left" if below else "right", textcoords="offset points", fontsize=9,
-                        color=colours[p["series"]])
+        if key in placed:
+            continue
+        for dx, dy in _LABEL_OFFSETS:
+            text = ax.annotate(key[2], (p["macs"], 100 * p["accuracy_mean"]), xytext=(dx, dy),
+                               ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                               textcoords="offset points", fontsize=8,
+                               color=colours[p["series"]], in_layout=False)
+            box = text.get_window_extent()
+            inside = ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1 and ax.bbox.y0 <= box.y0 and box.y1 <= ax.bbox.y1
+            if inside and not any(box.overlaps(other) for other in taken) or (dx, dy) == _LABEL_OFFSETS[-1]:
+                taken.append(box)
+                placed[key] = text
+                break
+            text.remove()
+    return list(placed.values())
 
 
 def _draw_pareto(ax: Axes, points: pd.DataFrame) -> None:

@@ -8,10 +8,17 @@ from pathlib import Path
 import matplotlib.image
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 
 from effscale.reports.markdown import image_link, write_report
 from effscale.reports.pareto import pareto_front
-from effscale.reports.plots import plot_accuracy_by_point, plot_accuracy_vs_macs, plot_reward_vs_trial
+from effscale.reports.plots import (
+    label_points,
+    macs_axis,
+    plot_accuracy_by_point,
+    plot_accuracy_vs_macs,
+    plot_reward_vs_trial,
+)
 from effscale.reports.tables import aggregate, human, ranking, to_markdown
 
 # series, d, w, r, macs, accuracy of seed 0, accuracy of seed 1
@@ -128,6 +135,21 @@ def test_plot_accuracy_vs_macs_single_axes_and_panels(agg: pd.DataFrame, tmp_pat
     assert_images(plot_accuracy_vs_macs(agg, stem, panels=["width", "depth", "resolution"]), stem)
     with pytest.raises(ValueError, match="compound"):
         plot_accuracy_vs_macs(agg, stem, panels=["compound"])
+
+
+def test_point_labels_inside_the_axes_and_apart(agg: pd.DataFrame) -> None:
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.scatter(agg["macs"], 100 * agg["accuracy_mean"])
+    macs_axis(ax)
+    fig.draw_without_rendering()
+    labels = label_points(ax, agg, {name: "black" for name in agg["series"].unique()})
+    assert sorted(text.get_text() for text in labels) == sorted(
+        ["(1, 1, 1)", "(1, 1.4, 1)", "(1, 1.8, 1)", "(1, 2.6, 1)", "(2, 1, 1)", "(3, 1, 1)", "(4, 1, 1)",
+         "(1, 1, 1.3)", "(1, 1, 1.7)", "(1, 1, 2)"])  # the shared baseline once
+    boxes = [text.get_window_extent() for text in labels]
+    assert all(ax.bbox.x0 <= b.x0 and b.x1 <= ax.bbox.x1 and ax.bbox.y0 <= b.y0 and b.y1 <= ax.bbox.y1 for b in boxes)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
 
 
 def test_plot_accuracy_by_point(agg: pd.DataFrame, tmp_path: Path) -> None:
