@@ -84,7 +84,8 @@ def _as_run(out: Path, experiment: Experiment) -> str:
     identity = json.loads((run_dir / "config.json").read_text())["identity"]
     train = identity["train"]
     return (f"{train['epochs']:g} epochs, subset {train['subset']}, {train['val_size']} held out, batch "
-            f"{train['batch_size']}, {train['optimizer']} lr {train['lr']:g}, {identity['seeds']} seed(s), "
+            f"{train['batch_size']}, {train['optimizer']} lr {train['lr']:g}, "
+            f"{'zero-init residual branches, ' if train.get('zero_init_residual') else ''}{identity['seeds']} seed(s), "
             f"dataset {identity['dataset']}")
 
 

@@ -21,6 +21,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfi
     group.add_argument("--optimizer", choices=OPTIMIZERS, default=defaults.optimizer, help=f"default {defaults.optimizer}")
     group.add_argument("--lr", type=float, default=defaults.lr, help=f"peak learning rate (default {defaults.lr:g})")
     group.add_argument("--augment", choices=AUGMENTATIONS, default=defaults.augment, help=f"default {defaults.augment}")
+    group.add_argument("--zero-init-residual", action=argparse.BooleanOptionalAction, default=defaults.zero_init_residual,
+                       help="start every block with a shortcut as its shortcut: last batch-norm scale 0 (default: on)")
     group.add_argument("--seed", type=int, default=defaults.seed, help=f"first training seed (default {defaults.seed})")
     group.add_argument("--threads", type=int, help="torch threads per training (default: cores / jobs)")
     group.add_argument("--device", choices=DEVICES, default=defaults.device, help="auto (default): CUDA when present")
@@ -31,7 +33,7 @@ def train_config_from_args(args: argparse.Namespace, threads: int | None = None)
     return TrainConfig(
         epochs=args.epochs, max_seconds=args.max_seconds, subset=args.subset, val_size=args.val_size,
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, augment=args.augment,
-        seed=args.seed, threads=args.threads or threads, device=args.device,
+        zero_init_residual=args.zero_init_residual, seed=args.seed, threads=args.threads or threads, device=args.device,
     )
 
 

@@ -81,6 +81,15 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
+def zero_init_residual(model: nn.Module) -> None:
+    """Zero the scale of the last batch norm on every block body that has a shortcut, so that each such
+    block starts as its shortcut (Goyal et al., 2017). Deep stacks then train from the first step."""
+    for module in model.modules():
+        if isinstance(module, ResidualBlock) and module.shortcut is not None:
+            norms = [m for m in module.body.modules() if isinstance(m, nn.BatchNorm2d)]
+            nn.init.zeros_(norms[-1].weight)
+
+
 def build(spec: NetworkSpec) -> nn.Sequential:
     """A freshly initialised module for `spec`: children `stem`, `blocks`, `head`."""
     act = _ACTIVATIONS[spec.activation]

@@ -47,6 +47,7 @@ class TrainConfig:
     threads: int | None = None  # None: every core for one trial
     device: str = "auto"  # auto: CUDA with mixed precision when present, else CPU
     channels_last: bool = True
+    zero_init_residual: bool = True  # blocks with a shortcut start as it: deep networks learn in few steps
     val_size: int = 5000  # the "minival" carved from the TRAIN split
     subset: int | None = None  # training images used; None: all left after the holdout
     eval_batch_size: int = 1000

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from effscale.models.builder import build
+from effscale.models.builder import build, zero_init_residual
 from effscale.models.complexity import count
 from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
@@ -76,6 +76,8 @@ class _Run:
         self.config, self.device = config, device
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = build(spec).to(device=device, memory_format=self.memory_format)
+        if config.zero_init_residual:
+            zero_init_residual(self.model)
         self.optimizer = make_optimizer(self.model, config)
         self.amp_dtype = _amp_dtype(device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
+from effscale.models.builder import ResidualBlock, build, zero_init_residual
 from effscale.models.errors import EffscaleError
+from effscale.models.zoo import get_model
 from effscale.search import datasets
 from effscale.search.proxy import proxy_spec
 from effscale.search.task import adapt, load_task
@@ -62,6 +65,25 @@ def test_diverging_run_returns_diverged_instead_of_raising() -> None:
     metrics = train_synthetic(FAST.with_(lr=1e6, optimizer="sgd-nesterov", schedule="constant"))
     assert metrics["diverged"] is True and "non-finite" in metrics["reason"]
     assert math.isnan(metrics["val_accuracy"])
+
+
+@pytest.mark.parametrize("name", ["efficientnet-b0", "resnet-50"])
+def test_zero_init_residual_starts_each_block_as_its_shortcut(name: str) -> None:
+    model = build(get_model(name).with_(resolution=32))
+    zero_init_residual(model)
+    model.eval()
+    blocks = [m for m in model.modules() if isinstance(m, ResidualBlock)]
+    assert sum(b.shortcut is not None for b in blocks) == {"efficientnet-b0": 9, "resnet-50": 16}[name]
+    for block in blocks:
+        first_conv = next(m for m in block.body.modules() if isinstance(m, nn.Conv2d))
+        x = torch.randn(2, first_conv.in_channels, 8, 8)
+        last_norm = [m for m in block.body.modules() if isinstance(m, nn.BatchNorm2d)][-1]
+        if block.shortcut is None:  # no shortcut: the body is the block, left as initialised
+            assert torch.equal(last_norm.weight, torch.ones_like(last_norm.weight))
+            continue
+        expected = block.shortcut(x)
+        expected = block.post_act(expected) if block.post_act is not None else expected
+        assert torch.equal(block(x), expected)
 
 
 def test_budgets_and_report_hook() -> None:
