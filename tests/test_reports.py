@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from effscale.reports import findings
 from effscale.reports.markdown import image_link, write_report
 from effscale.reports.pareto import pareto_front
 from effscale.reports.plots import (
@@ -177,3 +178,18 @@ def test_write_report_with_relative_image_links(tmp_path: Path) -> None:
         "## Figure 8", "", "![fig8](plots/fig8.png)", "",
         "## Table", "", "| a |", "| --- |",
     ]
+
+
+def test_compound_finding_counts_wins_and_calls_ties() -> None:
+    # group, series, accuracy of seed 0, accuracy of seed 1
+    points = [("phi=1", "compound", 0.80, 0.82), ("phi=1", "width", 0.70, 0.72), ("phi=1", "resolution", 0.81, 0.83),
+              ("phi=2", "compound", 0.90, 0.90), ("phi=2", "width", 0.80, 0.80), ("phi=2", "resolution", 0.70, 0.70),
+              ("phi=3", "compound", 0.60, 0.60), ("phi=3", "width", 0.70, 0.70), ("phi=3", "baseline", 0.99, 0.99)]
+    results = pd.DataFrame([{"group": g, "series": s, "label": f"{g} {s}", "macs": 1e6, "accuracy": a, "seed": seed,
+                             "state": "COMPLETE"} for g, s, *accs in points for seed, a in enumerate(accs)])
+    lines = findings.compound(results).splitlines()
+    assert lines[0] == "- Compound is ahead of resolution in 1 of 2, width in 2 of 3 groups."
+    assert lines[1].endswith("resolution is ahead by less than the spread: compound ties for best.")
+    assert "resolution (1M) -1.00 ± 2.00; width (1M) +10.00 ± 2.00" in lines[1]  # sample stds combined
+    assert lines[2].endswith("compound is best, as in the paper.")
+    assert lines[3].endswith("width is best, unlike the paper.")  # the baseline is not a rival
