@@ -18,6 +18,7 @@ import yaml
 from effscale.experiments.options import load_model
 from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
+from effscale.scaling.inverse import DIMENSIONS
 from effscale.scaling.matching import matched_family, point
 from effscale.scaling.rounding import scaled
 from effscale.scaling.rules import Coefficients
@@ -78,9 +79,7 @@ def load_experiment(name_or_path: str, budget_name: str) -> Experiment:
             points[series["baseline"]] += _series_points(baselines[series["baseline"]], series, budget.get("values"))
     for matched in config.get("matched", []):
         if matched["baseline"] in baselines:
-            phis = budget.get("phis", matched["phis"])
-            points[matched["baseline"]] += matched_family(baselines[matched["baseline"]], matched["alpha"],
-                                                          matched["beta"], matched["gamma"], phis)
+            points[matched["baseline"]] += _matched_points(baselines, matched, budget.get("phis", matched["phis"]))
     for row in config.get("points", []):
         if row["baseline"] in baselines:
             coefficients = Coefficients(row["d"], row["w"], row["r"])
@@ -92,6 +91,15 @@ def load_experiment(name_or_path: str, budget_name: str) -> Experiment:
     return Experiment(config.get("name", str(name_or_path)), config.get("title", ""), config.get("finding", ""),
                       budget, baselines, {name: rows for name, rows in points.items() if rows},
                       tuple(config["panels"]) if config.get("panels") else None, config.get("reference_series"))
+
+
+def _matched_points(baselines: dict[str, NetworkSpec], matched: dict[str, Any], phis: list[float]) -> list[dict[str, Any]]:
+    """Compound members at `phis` and single-dimension rivals (`dimensions`, default all three) at matching
+    MACs; with several baselines, each group is named after its baseline too."""
+    name = matched["baseline"]
+    rows = matched_family(baselines[name], matched["alpha"], matched["beta"], matched["gamma"], phis,
+                          matched.get("dimensions", DIMENSIONS))
+    return [{**row, "group": f"{name} {row['group']}"} for row in rows] if len(baselines) > 1 else rows
 
 
 def _series_points(baseline: NetworkSpec, series: dict[str, Any], keep: int | None) -> list[dict[str, Any]]:

@@ -50,6 +50,13 @@ def test_every_budget_of_every_config_expands() -> None:
         compound = next(p for p in group if p["series"] == "compound")
         assert {p["series"] for p in group} == {"compound", "depth", "width", "resolution"}
         assert all(abs(p["macs"] / compound["macs"] - 1) < 0.25 for p in group)  # matching MACs
+    table3 = load_experiment("table3", "cpu").points
+    for network, rivals in {"mobilenet-v1": {"width", "resolution"}, "resnet-50": {"depth", "width", "resolution"}}.items():
+        group = [p for p in table3[network] if p["group"] == f"{network} phi=1"]
+        compound = next(p for p in group if p["series"] == "compound")
+        assert {p["series"] for p in group} == {"compound", *rivals}
+        assert all(abs(p["macs"] / compound["macs"] - 1) < 0.25 for p in group)
+    assert (compound["d"], compound["w"], compound["r"]) == (1.2, 1.1, 1.15)
 
 
 def test_bad_experiment_input(cli, tmp_path: Path) -> None:
