@@ -22,7 +22,7 @@ from effscale.search.rundir import RunDir
 from effscale.search.train_config import available_cores
 
 EXAMPLES = """\
-budgets: tiny (a minute or two, for tests), cpu (about an hour per figure on 2 cores), gpu (closer to the
+budgets: tiny (a minute or two, for tests), cpu (15 to 45 minutes per figure on 2 cores), gpu (closer to the
 paper). Options given on the command line (--epochs, --subset, --val-size, --seeds) override the budget's.
 To change an experiment, copy experiments/configs/{name}.yaml, edit it and pass --config FILE.
 Rerunning the same command resumes; finished points are not trained again.
