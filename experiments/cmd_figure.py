@@ -106,5 +106,6 @@ def write_experiment_report(out: Path, experiment: Experiment, results: pd.DataF
                   f"Machine: {platform.machine()}, {available_cores()} cores, torch {torch.__version__}, "
                   f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}.\n\n"
                   f"Training as run: {_as_run(out, experiment)}.")
-    return write_sweep_report(out, shown, experiment.title, panels=experiment.panels,
+    panels = experiment.panels or (tuple(experiment.points) if len(experiment.points) > 1 else None)
+    return write_sweep_report(out, shown, experiment.title, panels=panels,
                               findings=f"{verdict}\n\n{provenance}")

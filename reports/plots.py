@@ -39,30 +39,33 @@ def plot_accuracy_vs_macs(
 ) -> list[Path]:
     """Mean accuracy (error bars: std over seeds) against MACs on a log axis, one line per series.
 
-    `agg` is `tables.aggregate(...)`. With `panels`, each named series gets its own subplot side by side
-    (Figure 3 style); otherwise all series share one axes (Figure 8 style); the legend sits outside, right.
+    `agg` is `tables.aggregate(...)`. With `panels`, each name gets its own subplot side by side (Figure 3
+    style) showing the series of that name and those named "NAME: RULE" (Table 3 style: one panel per
+    network, one line per rule); otherwise all series share one axes (Figure 8 style). A series is coloured
+    and listed in the legend (outside, right) by its rule: the part after "NAME: ".
     `pareto` adds the front of the points drawn in each axes; `annotate` labels points with their (d, w, r).
     """
-    colours = _colours(agg["series"].unique())
-    missing = [name for name in panels or [] if name not in colours]
+    series = list(agg["series"].unique())
+    colours = _colours(list(dict.fromkeys(_rule(name) for name in series)))
+    groups = [[s for s in series if s == name or s.startswith(f"{name}: ")] for name in panels or []] or [series]
+    missing = [name for name, group in zip(panels or [], groups) if not group]
     if missing:
-        raise ValueError(f"no series {missing} in the table; it has {list(colours)}")
-    groups = [[name] for name in panels] if panels else [list(colours)]
+        raise ValueError(f"no series {missing} in the table; it has {series}")
     with mpl.rc_context(STYLE):
         fig = Figure(figsize=(4.2 * len(groups) + 1.8, 3.8), layout="constrained")
         axes = fig.subplots(1, len(groups), sharey=True, squeeze=False)[0]
-        for ax, names in zip(axes, groups):
+        for panel, (ax, names) in enumerate(zip(axes, groups)):
             shown = agg[agg["series"].isin(names)]
             for name in names:
-                _draw_series(ax, shown[shown["series"] == name], name, colours[name])
+                _draw_series(ax, shown[shown["series"] == name], _rule(name), colours[_rule(name)])
             if pareto:
                 _draw_pareto(ax, shown)
             macs_axis(ax)
             ax.grid(True, which="both", alpha=0.3)
             if panels:
-                ax.set_title(names[0])
+                ax.set_title(panels[panel])
         axes[0].set_ylabel(ACCURACY_LABEL)
-        if not panels or pareto:
+        if any(len(names) > 1 for names in groups) or pareto:
             fig.legend(handles=_unique_handles(axes), loc="outside right center")
         if title and panels:
             fig.suptitle(title)
@@ -123,6 +126,11 @@ def _unique_handles(axes: Sequence[Axes]) -> list[Artist]:
     return list(handles.values())
 
 
+def _rule(series: str) -> str:
+    """"compound" of "mobilenet-v2: compound"; a series without a network prefix is its own rule."""
+    return series.split(": ", 1)[-1]
+
+
 def _colours(series: Sequence[str]) -> dict[str, str]:
     cycle = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
     return {name: cycle[i % len(cycle)] for i, name in enumerate(series)}
@@ -173,7 +181,7 @@ def label_points(ax: Axes, points: pd.DataFrame, colours: dict[str, str]) -> lis
             text = ax.annotate(key[2], (p["macs"], 100 * p["accuracy_mean"]), xytext=(dx, dy),
                                ha="left" if dx > 0 else "right" if dx < 0 else "center",
                                textcoords="offset points", fontsize=8,
-                               color=colours[p["series"]], in_layout=False)
+                               color=colours[_rule(p["series"])], in_layout=False)
             box = text.get_window_extent()
             inside = ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1 and ax.bbox.y0 <= box.y0 and box.y1 <= ax.bbox.y1
             if inside and not any(box.overlaps(other) for other in taken) or (dx, dy) == _LABEL_OFFSETS[-1]:
