@@ -93,7 +93,8 @@ def load_experiment(name_or_path: str, budget_name: str) -> Experiment:
                       tuple(config["panels"]) if config.get("panels") else None, config.get("reference_series"))
 
 
-def _matched_points(baselines: dict[str, NetworkSpec], matched: dict[str, Any], phis: list[float]) -> list[dict[str, Any]]:
+def _matched_points(baselines: dict[str, NetworkSpec], matched: dict[str, Any],
+                    phis: list[float]) -> list[dict[str, Any]]:
     """Compound members at `phis` and single-dimension rivals (`dimensions`, default all three) at matching
     MACs; with several baselines, each group is named after its baseline too."""
     name = matched["baseline"]

@@ -77,8 +77,9 @@ def compound(results: pd.DataFrame) -> str:
             difference = stats.loc["compound", "mean"] - row["mean"]
             parts.append(f"{series} ({human(macs[series])}) {_pp(difference)} ± {100 * _spread(stats, series):.2f}")
             ahead.setdefault(series, []).append(difference > 0)
-        lines.append(f"- {group}: compound ({human(macs['compound'])} MACs, {100 * stats.loc['compound', 'mean']:.2f}%) "
-                     f"minus each single dimension, pp: {'; '.join(parts)}: {_compound_verdict(stats)}.")
+        lines.append(f"- {group}: compound ({human(macs['compound'])} MACs, "
+                     f"{100 * stats.loc['compound', 'mean']:.2f}%) minus each single dimension, pp: "
+                     f"{'; '.join(parts)}: {_compound_verdict(stats)}.")
     if not lines:
         return "- no group has both a compound and a single-dimension point finished."
     overall = ", ".join(f"{series} in {sum(wins)} of {len(wins)}" for series, wins in sorted(ahead.items()))

@@ -171,7 +171,7 @@ def label_points(ax: Axes, points: pd.DataFrame, colours: dict[str, str]) -> lis
     it (the last one when none does), so that crowded points stay readable.
     """
     placed: dict[tuple[float, float, str], Text] = {}
-    markers = [ax.transData.transform((p["macs"], 100 * p["accuracy_mean"])) for _, p in points.iterrows()]
+    markers = ax.transData.transform(list(zip(points["macs"], 100 * points["accuracy_mean"])))
     taken = [Bbox.from_bounds(x - 4, y - 4, 8, 8) for x, y in markers]
     for _, p in points.iterrows():
         key = (p["macs"], p["accuracy_mean"], _point_text(p))
