@@ -26,7 +26,9 @@ MACS_LABEL = "MACs (paper FLOPS)"
 ACCURACY_LABEL = "validation accuracy (%)"
 DPI = 150
 STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
-         "xtick.labelsize": 9, "ytick.labelsize": 9, "svg.fonttype": "none"}
+         "xtick.labelsize": 9, "ytick.labelsize": 9, "svg.fonttype": "none", "svg.hashsalt": "effscale"}
+# No timestamps in the files, so that re-rendering the same results gives the same bytes.
+_METADATA = {".png": {}, ".svg": {"Date": None}}
 
 
 def plot_accuracy_vs_macs(
@@ -207,9 +209,10 @@ def _point_text(point: pd.Series) -> str:
 
 
 def save_figure(fig: Figure, path_stem: str | Path) -> list[Path]:
+    """Write `fig` as PNG and SVG next to each other; the same figure always gives the same bytes."""
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_name(stem.name + ext) for ext in (".png", ".svg")]
     for path in paths:
-        fig.savefig(path, dpi=DPI, bbox_inches="tight")
+        fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata=_METADATA[path.suffix])
     return paths

@@ -138,6 +138,12 @@ def test_plot_accuracy_vs_macs_single_axes_and_panels(agg: pd.DataFrame, tmp_pat
         plot_accuracy_vs_macs(agg, stem, panels=["compound"])
 
 
+def test_rendering_the_same_results_twice_gives_the_same_bytes(agg: pd.DataFrame, tmp_path: Path) -> None:
+    first = plot_accuracy_vs_macs(agg, tmp_path / "a" / "fig", pareto=True)
+    second = plot_accuracy_vs_macs(agg, tmp_path / "b" / "fig", pareto=True)
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+
+
 def test_point_labels_inside_the_axes_and_apart(agg: pd.DataFrame) -> None:
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
@@ -193,3 +199,21 @@ def test_compound_finding_counts_wins_and_calls_ties() -> None:
     assert "resolution (1M) -1.00 ± 2.00; width (1M) +10.00 ± 2.00" in lines[1]  # sample stds combined
     assert lines[2].endswith("compound is best, as in the paper.")
     assert lines[3].endswith("width is best, unlike the paper.")  # the baseline is not a rival
+
+
+def test_saturation_finding_weighs_the_shortfall_against_the_spread() -> None:
+    # series, accuracy at 1M, 4M and 16M MACs (two doublings each half), half the gap between the two seeds
+    curves = [("width", (0.50, 0.60, 0.64), 0.0), ("depth", (0.50, 0.60, 0.64), 0.02), ("resolution", (0.50, 0.52, 0.70), 0.0)]
+    results = pd.DataFrame([{"series": name, "label": f"{name} {macs}", "macs": macs, "accuracy": accuracy + sign * gap,
+                             "seed": seed, "state": "COMPLETE"}
+                            for name, accuracies, gap in curves
+                            for macs, accuracy in zip((1e6, 4e6, 16e6), accuracies, strict=True)
+                            for seed, sign in enumerate((-1, 1))])
+    depth, resolution, width = findings.saturation(results).splitlines()  # sorted by series
+    assert width == ("- width: +5.00 pp per doubling of MACs up to 4M, +2.00 pp per doubling beyond, "
+                     "-6.00 pp against the first rate (spread 0.00 pp): saturates, as in the paper.")
+    # seed std 2.83 pp at each end point: spread sqrt(1 + 4 + 1) * 2.83 = 6.93 pp > the 6 pp shortfall
+    assert depth.endswith("-6.00 pp against the first rate (spread 6.93 pp): "
+                          "the gains shrink by less than the spread: saturation is not shown.")
+    assert resolution.endswith("+16.00 pp against the first rate (spread 0.00 pp): "
+                               "does NOT saturate here (later gains are larger).")
