@@ -1,0 +1,89 @@
+"""Benchmark: how much faster two 1-thread processes finish two units of the same work than one process
+finishes them one after the other, on this machine, with no Optuna, start-up or data loading involved.
+
+    python -m effscale.experiments.benchmarks.parallel_ceiling [--steps 30]
+
+Two workloads: training steps of the default proxy on a random batch (the kernel mix of a grid trial) and
+a matmul that fits in each core's cache (compute only). 2.0x means the cores do not slow each other; the
+training ratio is the most that concurrent trials of `effscale grid` can reach here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+
+import torch
+import torch.nn.functional as F
+
+from effscale.models.builder import build
+from effscale.search.proxy import proxy_spec
+
+
+def training_steps(steps: int, batch_size: int = 128) -> float:
+    """Seconds for `steps` 1-thread AdamW steps of the default proxy, channels_last, after one warm-up step."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    spec = proxy_spec()
+    model = build(spec).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    images = torch.randn(batch_size, spec.in_channels, spec.resolution, spec.resolution)
+    images = images.contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, spec.num_classes, (batch_size,))
+
+    def step() -> None:
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return time.perf_counter() - start
+
+
+def cached_matmul(steps: int, size: int = 256) -> float:
+    """Seconds for 40 x `steps` 1-thread float32 matmuls of `size` x `size` (256: 768 KiB, inside L2)."""
+    torch.set_num_threads(1)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(40 * steps):
+        torch.mm(a, b)
+    return time.perf_counter() - start
+
+
+WORKLOADS: dict[str, Callable[[int], float]] = {"proxy training steps": training_steps,
+                                                 "in-cache matmul": cached_matmul}
+
+
+def concurrency_ratios(steps: int) -> dict[str, tuple[float, float]]:
+    """Per workload: (seconds of one unit alone, throughput of 2 concurrent units / 1 unit at a time)."""
+    ratios = {}
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for name, work in WORKLOADS.items():
+            list(pool.map(work, [1, 1]))  # start both workers and import torch in each
+            alone = sum(pool.submit(work, steps).result() for _ in range(2)) / 2
+            together = max(pool.map(work, [steps, steps]))
+            ratios[name] = (alone, 2 * alone / together)
+    return ratios
+
+
+def print_ratios(steps: int) -> None:
+    for name, (alone, ratio) in concurrency_ratios(steps).items():
+        print(f"{name:22} {alone:6.2f} s alone; 2 concurrent 1-thread processes: {ratio:.2f}x the throughput")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=30, help="units of work per measurement")
+    print_ratios(parser.parse_args().steps)
+
+
+if __name__ == "__main__":
+    main()
