@@ -11,10 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib as mpl
+import numpy as np
 import pandas as pd
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.cbook import STEP_LOOKUP_MAP
+from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
+from matplotlib.path import Path as MplPath
 from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import Bbox
@@ -146,7 +150,7 @@ def macs_axis(ax: Axes) -> None:
     ax.xaxis.set_minor_formatter(FuncFormatter(_minor_tick))
     ax.margins(x=0.08, y=0.1)
     low, high = ax.get_xlim()
-    ax.set_xlim(low, high * (high / low) ** 0.25)
+    ax.set_xlim(low, high * (high / low) ** 0.12)
 
 
 def _minor_tick(x: float, _: int) -> str:
@@ -161,37 +165,73 @@ def _draw_series(ax: Axes, points: pd.DataFrame, name: str, colour: str) -> None
                 marker="o", markersize=5, capsize=3, color=colour, label=name)
 
 
-_LABEL_OFFSETS = ((5, -12), (5, 4), (-5, 4), (-5, -12), (0, 9), (0, -19), (8, -24), (8, 16))
+_LABEL_OFFSETS = ((5, -12), (5, 4), (-5, 4), (-5, -12), (7, -4), (-7, -4), (0, 9), (0, -19), (8, -24), (8, 16),
+                  (-8, -24), (-8, 16))
 """Where a point's label may go, in points from the point, tried in turn until one overlaps nothing."""
 
 
 def label_points(ax: Axes, points: pd.DataFrame, colours: dict[str, str]) -> list[Text]:
     """Label each point with its (d, w, r) once, even when several series share it (the baseline).
 
-    Settle the layout first (`Figure.draw_without_rendering`). Each label takes the first of
-    `_LABEL_OFFSETS` whose box lies inside the axes and overlaps no marker and no label placed before
-    it (the last one when none does), so that crowded points stay readable.
+    Draw the data and settle the layout first (`Figure.draw_without_rendering`). Each label goes to the
+    first of `_LABEL_OFFSETS` whose box lies inside the axes and touches no marker, line, error bar or
+    label placed before it; when none is free, to the one with the least harm (leaving the axes, then
+    covering labels, then markers, then crossing lines), so that crowded points stay readable.
     """
-    placed: dict[tuple[float, float, str], Text] = {}
-    markers = ax.transData.transform(list(zip(points["macs"], 100 * points["accuracy_mean"])))
-    taken = [Bbox.from_bounds(x - 4, y - 4, 8, 8) for x, y in markers]
-    for _, p in points.iterrows():
-        key = (p["macs"], p["accuracy_mean"], _point_text(p))
+    placed: dict[tuple[float, float], Text] = {}
+    labels: list[Bbox] = []
+    markers, paths = _obstacles(ax)
+    for (_, p), words in zip(points.iterrows(), _point_texts(points)):
+        key = (p["macs"], p["accuracy_mean"])
         if key in placed:
             continue
+        text = ax.annotate(words, (p["macs"], 100 * p["accuracy_mean"]), xytext=(0, 0), textcoords="offset points",
+                           fontsize=8, color=colours[_rule(p["series"])], in_layout=False)
+        harms = []
         for dx, dy in _LABEL_OFFSETS:
-            text = ax.annotate(key[2], (p["macs"], 100 * p["accuracy_mean"]), xytext=(dx, dy),
-                               ha="left" if dx > 0 else "right" if dx < 0 else "center",
-                               textcoords="offset points", fontsize=8,
-                               color=colours[_rule(p["series"])], in_layout=False)
+            _place(text, dx, dy)
             box = text.get_window_extent()
-            inside = ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1 and ax.bbox.y0 <= box.y0 and box.y1 <= ax.bbox.y1
-            if inside and not any(box.overlaps(other) for other in taken) or (dx, dy) == _LABEL_OFFSETS[-1]:
-                taken.append(box)
-                placed[key] = text
+            outside = not (ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1 and ax.bbox.y0 <= box.y0 and box.y1 <= ax.bbox.y1)
+            harms.append((outside, sum(box.overlaps(other) for other in labels),
+                          sum(box.overlaps(marker) for marker in markers),
+                          sum(path.intersects_bbox(box, filled=False) for path in paths)))
+            if harms[-1] == (False, 0, 0, 0):
                 break
-            text.remove()
+        _place(text, *_LABEL_OFFSETS[harms.index(min(harms))])
+        labels.append(text.get_window_extent())
+        placed[key] = text
     return list(placed.values())
+
+
+def _place(text: Text, dx: float, dy: float) -> None:
+    """Put an annotation `dx`, `dy` points from its point, aligned away from it."""
+    text.set_position((dx, dy))
+    text.set_horizontalalignment("left" if dx > 0 else "right" if dx < 0 else "center")
+
+
+def _obstacles(ax: Axes) -> tuple[list[Bbox], list[MplPath]]:
+    """What labels must not cover, in display coordinates: a box per marker (of lines, error-bar caps and
+    scatter points) and the path of every drawn line and error bar."""
+    pixels = ax.figure.dpi / 72
+    boxes, paths = [], []
+    for line in ax.get_lines():
+        data = np.column_stack(STEP_LOOKUP_MAP[line.get_drawstyle()](*line.get_data())).astype(float)
+        xy = line.get_transform().transform(data)
+        half = line.get_markersize() * pixels / 2
+        if line.get_marker() == "_":  # error-bar caps are horizontal strokes
+            paths += [MplPath([(x - half, y), (x + half, y)]) for x, y in xy]
+        elif line.get_marker() not in ("None", "", " ", None):
+            boxes += [Bbox.from_extents(x - half, y - half, x + half, y + half) for x, y in xy]
+        if line.get_linestyle() not in ("None", "", " "):
+            paths.append(MplPath(xy))
+    for collection in ax.collections:
+        if isinstance(collection, LineCollection):
+            paths += [collection.get_transform().transform_path(path) for path in collection.get_paths()]
+        elif isinstance(collection, PathCollection):
+            half = math.sqrt(float(np.max(collection.get_sizes(), initial=36.0))) * pixels / 2
+            xy = collection.get_offset_transform().transform(collection.get_offsets())
+            boxes += [Bbox.from_extents(x - half, y - half, x + half, y + half) for x, y in xy]
+    return boxes, paths
 
 
 def _draw_pareto(ax: Axes, points: pd.DataFrame) -> None:
@@ -200,12 +240,22 @@ def _draw_pareto(ax: Axes, points: pd.DataFrame) -> None:
             linewidth=1.2, label="Pareto front", zorder=1)
 
 
-def _point_text(point: pd.Series) -> str:
-    """(d, w, r) in compact form, or the label when the coefficients are unknown."""
-    coefficients = [point.get(k) for k in ("d", "w", "r")]
-    if any(c is None or math.isnan(c) for c in coefficients):
-        return str(point["label"])
-    return "(" + ", ".join(f"{c:.3g}" for c in coefficients) + ")"
+def _point_texts(points: pd.DataFrame) -> list[str]:
+    """Each point's label: the coefficients its series varies ("w=1.4"), all three "(d, w, r)" for a
+    point that several series share or a series that varies all three, or the point's label when its
+    coefficients are unknown."""
+    coefficients = points.reindex(columns=["d", "w", "r"])
+    shared = points.duplicated(["macs", "accuracy_mean"], keep=False)
+    varying = coefficients.groupby(points["series"]).transform("nunique") > 1
+    texts = []
+    for index, point in coefficients.iterrows():
+        if point.isna().any():
+            texts.append(str(points.at[index, "label"]))
+        elif shared[index] or varying.loc[index].all() or not varying.loc[index].any():
+            texts.append("(" + ", ".join(f"{c:.3g}" for c in point) + ")")
+        else:
+            texts.append(" ".join(f"{k}={c:.3g}" for k, c in point[varying.loc[index]].items()))
+    return texts
 
 
 def save_figure(fig: Figure, path_stem: str | Path) -> list[Path]:

@@ -144,19 +144,22 @@ def test_rendering_the_same_results_twice_gives_the_same_bytes(agg: pd.DataFrame
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
 
 
-def test_point_labels_inside_the_axes_and_apart(agg: pd.DataFrame) -> None:
+def test_point_labels_name_what_varies_and_stay_clear_of_the_data(agg: pd.DataFrame) -> None:
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
-    ax.scatter(agg["macs"], 100 * agg["accuracy_mean"])
+    for _, points in agg.groupby("series"):
+        ax.errorbar(points["macs"], 100 * points["accuracy_mean"], yerr=100 * points["accuracy_std"], marker="o", capsize=3)
     macs_axis(ax)
     fig.draw_without_rendering()
     labels = label_points(ax, agg, {name: "black" for name in agg["series"].unique()})
     assert sorted(text.get_text() for text in labels) == sorted(
-        ["(1, 1, 1)", "(1, 1.4, 1)", "(1, 1.8, 1)", "(1, 2.6, 1)", "(2, 1, 1)", "(3, 1, 1)", "(4, 1, 1)",
-         "(1, 1, 1.3)", "(1, 1, 1.7)", "(1, 1, 2)"])  # the shared baseline once
+        ["(1, 1, 1)", "w=1.4", "w=1.8", "w=2.6", "d=2", "d=3", "d=4", "r=1.3", "r=1.7", "r=2"])  # the shared baseline once
     boxes = [text.get_window_extent() for text in labels]
     assert all(ax.bbox.x0 <= b.x0 and b.x1 <= ax.bbox.x1 and ax.bbox.y0 <= b.y0 and b.y1 <= ax.bbox.y1 for b in boxes)
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    drawn = [line.get_transform().transform_path(line.get_path()) for line in ax.get_lines() if line.get_linestyle() != "None"]
+    drawn += [bars.get_transform().transform_path(path) for bars in ax.collections for path in bars.get_paths()]
+    assert not any(path.intersects_bbox(box, filled=False) for path in drawn for box in boxes)  # lines and error bars
 
 
 def test_plot_accuracy_by_point(agg: pd.DataFrame, tmp_path: Path) -> None:
