@@ -50,7 +50,7 @@ class TrainConfig:
     zero_init_residual: bool = True  # blocks with a shortcut start as it: deep networks learn in few steps
     val_size: int = 5000  # the "minival" carved from the TRAIN split
     subset: int | None = None  # training images used; None: all left after the holdout
-    eval_batch_size: int = 1000
+    eval_batch_size: int = 256  # small enough for the caches: 1000 made a 1-thread evaluation 26% slower
 
     def __post_init__(self) -> None:
         _check(math.isfinite(self.epochs) and self.epochs > 0, "epochs must be > 0", self.epochs)
