@@ -70,7 +70,7 @@ def baselines(results: pd.DataFrame, reference: str) -> str:
         spread = float(np.sqrt(np.mean(inside["accuracy_std"] ** 2) + np.mean(ref["accuracy_std"] ** 2)))
         verdict = "higher, as in the paper" if difference > spread else (
             "lower, unlike the paper" if difference < -spread else "no difference beyond the spread")
-        lines.append(f"- {series} vs {reference} at equal MACs ({len(inside)} points): {_pp(difference)} pp "
+        lines.append(f"- {series} vs {reference} at equal MACs ({len(inside)} point{'s' * (len(inside) != 1)}): {_pp(difference)} pp "
                      f"(spread {100 * spread:.2f} pp): {verdict}.")
     return "\n".join(lines)
 

@@ -220,3 +220,19 @@ def test_saturation_finding_weighs_the_shortfall_against_the_spread() -> None:
                           "the gains shrink by less than the spread: saturation is not shown.")
     assert resolution.endswith("+16.00 pp against the first rate (spread 0.00 pp): "
                                "does NOT saturate here (later gains are larger).")
+
+
+def test_baselines_finding_compares_each_line_with_the_reference_at_equal_macs() -> None:
+    # series, [(MACs, mean accuracy)]; each point has two seeds at mean -/+ 0.01 (std 1.41 pp)
+    lines = [("d=1, r=1", [(1e6, 0.70), (2e6, 0.74), (4e6, 0.78)]), ("d=2", [(2e6, 0.75)]),
+             ("far", [(10e6, 0.90)]), ("r=1.3", [(2e6, 0.80), (4e6, 0.82)]), ("w only", [(4e6, 0.70)])]
+    results = pd.DataFrame([{"series": name, "label": f"{name} {macs}", "macs": macs, "accuracy": mean + sign * 0.01,
+                             "seed": seed, "state": "COMPLETE"}
+                            for name, points in lines for macs, mean in points for seed, sign in enumerate((-1, 1))])
+    assert findings.baselines(results, "d=1, r=1").splitlines() == [
+        "- d=2 vs d=1, r=1 at equal MACs (1 point): +1.00 pp (spread 2.00 pp): no difference beyond the spread.",
+        "- far: no MACs overlap with d=1, r=1; compare the curves on the plot.",
+        "- r=1.3 vs d=1, r=1 at equal MACs (2 points): +5.00 pp (spread 2.00 pp): higher, as in the paper.",
+        "- w only vs d=1, r=1 at equal MACs (1 point): -8.00 pp (spread 2.00 pp): lower, unlike the paper.",
+    ]
+    assert findings.baselines(results, "missing") == "- the reference series 'missing' has no finished points."
