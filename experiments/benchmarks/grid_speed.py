@@ -75,7 +75,7 @@ def main() -> None:
         if name != _CONCURRENT:
             print(f"throughput ratio, {_CONCURRENT} vs {name}: {runs[name][0] / runs[_CONCURRENT][0]:.2f}x by wall time, "
                   f"{spans[name] / spans[_CONCURRENT]:.2f}x over the span the trials ran")
-    print("the same ratio without Optuna, start-up or data, for 30 units of work:")
+    print("the same ratio for bare work, without Optuna, start-up, data or evaluation (30 units):")
     print_ratios(30)
     full_epochs, pruned_epochs = full["epochs"].sum(), pruned["epochs"].sum()
     print(f"\nmulti-fidelity (--prune): {pruned_epochs:g} of {full_epochs:g} epochs trained "

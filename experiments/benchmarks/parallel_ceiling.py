@@ -1,17 +1,19 @@
 """Benchmark: how much faster two 1-thread processes finish two units of the same work than one process
 finishes them one after the other, on this machine, with no Optuna, start-up or data loading involved.
 
-    python -m effscale.experiments.benchmarks.parallel_ceiling [--steps 30]
+    python -m effscale.experiments.benchmarks.parallel_ceiling [--steps 30] [--rounds 3]
 
 Two workloads: training steps of the default proxy on a random batch (the kernel mix of a grid trial) and
-a matmul that fits in each core's cache (compute only). 2.0x means the cores do not slow each other; the
-training ratio is the most that concurrent trials of `effscale grid` can reach here.
+a matmul that fits in each core's cache (compute only). 2.0x means the cores do not slow each other.
+Each round times one unit alone twice and two units together; the median round is printed, since
+neighbours on a shared machine move single rounds by 10% or more.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -62,27 +64,35 @@ WORKLOADS: dict[str, Callable[[int], float]] = {"proxy training steps": training
                                                  "in-cache matmul": cached_matmul}
 
 
-def concurrency_ratios(steps: int) -> dict[str, tuple[float, float]]:
-    """Per workload: (seconds of one unit alone, throughput of 2 concurrent units / 1 unit at a time)."""
+def concurrency_ratios(steps: int, rounds: int = 3) -> dict[str, tuple[float, float]]:
+    """Per workload, over the median of `rounds` rounds: (seconds of one unit alone,
+    throughput of 2 concurrent units / 1 unit at a time)."""
     ratios = {}
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
         for name, work in WORKLOADS.items():
             list(pool.map(work, [1, 1]))  # start both workers and import torch in each
-            alone = sum(pool.submit(work, steps).result() for _ in range(2)) / 2
-            together = max(pool.map(work, [steps, steps]))
-            ratios[name] = (alone, 2 * alone / together)
+            measured = []
+            for _ in range(rounds):
+                alone = sum(pool.submit(work, steps).result() for _ in range(2)) / 2
+                together = max(pool.map(work, [steps, steps]))
+                measured.append((2 * alone / together, alone))
+            ratio, alone = statistics.median_low(measured)
+            ratios[name] = (alone, ratio)
     return ratios
 
 
-def print_ratios(steps: int) -> None:
-    for name, (alone, ratio) in concurrency_ratios(steps).items():
-        print(f"{name:22} {alone:6.2f} s alone; 2 concurrent 1-thread processes: {ratio:.2f}x the throughput")
+def print_ratios(steps: int, rounds: int = 3) -> None:
+    for name, (alone, ratio) in concurrency_ratios(steps, rounds).items():
+        print(f"{name:22} {alone:6.2f} s alone; 2 concurrent 1-thread processes: {ratio:.2f}x the throughput "
+              f"(median of {rounds} rounds)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30, help="units of work per measurement")
-    print_ratios(parser.parse_args().steps)
+    parser.add_argument("--rounds", type=int, default=3, help="measurements; the median is printed")
+    args = parser.parse_args()
+    print_ratios(args.steps, args.rounds)
 
 
 if __name__ == "__main__":
