@@ -49,7 +49,7 @@ def plot_accuracy_vs_macs(
     style) showing the series of that name and those named "NAME: RULE" (Table 3 style: one panel per
     network, one line per rule); otherwise all series share one axes (Figure 8 style). A series is coloured
     and listed in the legend (outside, right) by its rule: the part after "NAME: ".
-    `pareto` adds the front of the points drawn in each axes; `annotate` labels points with their (d, w, r).
+    `pareto` adds the front of the points drawn in each axes; `annotate` labels points with what their series varies ("w=1.4") or their (d, w, r).
     """
     series = list(agg["series"].unique())
     colours = _colours(list(dict.fromkeys(_rule(name) for name in series)))
@@ -171,7 +171,7 @@ _LABEL_OFFSETS = ((5, -12), (5, 4), (-5, 4), (-5, -12), (7, -4), (-7, -4), (0, 9
 
 
 def label_points(ax: Axes, points: pd.DataFrame, colours: dict[str, str]) -> list[Text]:
-    """Label each point with its (d, w, r) once, even when several series share it (the baseline).
+    """Label each point once (see `_point_texts`), even when several series share it (the baseline).
 
     Draw the data and settle the layout first (`Figure.draw_without_rendering`). Each label goes to the
     first of `_LABEL_OFFSETS` whose box lies inside the axes and touches no marker, line, error bar or
