@@ -49,7 +49,8 @@ def plot_accuracy_vs_macs(
     style) showing the series of that name and those named "NAME: RULE" (Table 3 style: one panel per
     network, one line per rule); otherwise all series share one axes (Figure 8 style). A series is coloured
     and listed in the legend (outside, right) by its rule: the part after "NAME: ".
-    `pareto` adds the front of the points drawn in each axes; `annotate` labels points with what their series varies ("w=1.4") or their (d, w, r).
+    `pareto` adds the front of the points drawn in each axes; `annotate` labels points with what their
+    series varies ("w=1.4") or their (d, w, r).
     """
     series = list(agg["series"].unique())
     colours = _colours(list(dict.fromkeys(_rule(name) for name in series)))
