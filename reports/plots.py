@@ -20,7 +20,7 @@ from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 from matplotlib.path import Path as MplPath
 from matplotlib.text import Text
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import Formatter, FuncFormatter
 from matplotlib.transforms import Bbox
 
 from effscale.reports.pareto import pareto_front
@@ -148,16 +148,30 @@ def macs_axis(ax: Axes) -> None:
     ax.set_xscale("log")
     ax.set_xlabel(MACS_LABEL)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: human(x)))
-    ax.xaxis.set_minor_formatter(FuncFormatter(_minor_tick))
+    ax.xaxis.set_minor_formatter(_MinorMacsFormatter())
     ax.margins(x=0.08, y=0.1)
     low, high = ax.get_xlim()
     ax.set_xlim(low, high * (high / low) ** 0.12)
 
 
-def _minor_tick(x: float, _: int) -> str:
-    """Label the 2x, 3x and 5x minor ticks of a decade, leave the others blank."""
-    mantissa = round(x / 10 ** math.floor(math.log10(x)))
-    return human(x) if mantissa in (2, 3, 5) else ""
+class _MinorMacsFormatter(Formatter):
+    """Minor ticks of a log MACs axis: the 2x, 3x and 5x of each decade, or every tick where the axis is
+    too narrow for whole multiples (ticks at 5.2M, 5.4M, ...)."""
+
+    label_all = False
+
+    def set_locs(self, locs: Sequence[float]) -> None:
+        super().set_locs(locs)
+        low, high = sorted(self.axis.get_view_interval()) if self.axis else (0.0, math.inf)
+        self.label_all = any(not math.isclose(_mantissa(x), round(_mantissa(x))) for x in locs if low <= x <= high)
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return human(x) if self.label_all or round(_mantissa(x)) in (2, 3, 5) else ""
+
+
+def _mantissa(x: float) -> float:
+    """5.2 of 5.2e6."""
+    return x / 10 ** math.floor(math.log10(x))
 
 
 def _draw_series(ax: Axes, points: pd.DataFrame, name: str, colour: str) -> None:

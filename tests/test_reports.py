@@ -162,6 +162,21 @@ def test_point_labels_name_what_varies_and_stay_clear_of_the_data(agg: pd.DataFr
     assert not any(path.intersects_bbox(box, filled=False) for path in drawn for box in boxes)  # lines and error bars
 
 
+@pytest.mark.parametrize(("low", "high", "labelled"), [
+    (2e6, 150e6, ["2M", "3M", "5M", "20M", "30M", "50M", "200M", "300M"]),  # 2x, 3x and 5x of each decade
+    (5.1e6, 5.9e6, ["5.2M", "5.4M", "5.6M", "5.8M", "6M"]),  # too narrow for whole multiples: every tick
+])
+def test_macs_axis_minor_tick_labels(low: float, high: float, labelled: list[str]) -> None:
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    ax.plot([low, high], [0, 1])
+    macs_axis(ax)
+    fig.draw_without_rendering()
+    view_low, view_high = ax.get_xlim()
+    assert [label.get_text() for label in ax.xaxis.get_ticklabels(minor=True)
+            if label.get_text() and view_low <= label.get_position()[0] <= view_high] == labelled
+
+
 def test_plot_accuracy_by_point(agg: pd.DataFrame, tmp_path: Path) -> None:
     stem = tmp_path / "bars"
     assert_images(plot_accuracy_by_point(agg, stem), stem)
