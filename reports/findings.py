@@ -70,7 +70,8 @@ def baselines(results: pd.DataFrame, reference: str) -> str:
         spread = float(np.sqrt(np.mean(inside["accuracy_std"] ** 2) + np.mean(ref["accuracy_std"] ** 2)))
         verdict = "higher, as in the paper" if difference > spread else (
             "lower, unlike the paper" if difference < -spread else "no difference beyond the spread")
-        lines.append(f"- {series} vs {reference} at equal MACs ({len(inside)} point{'s' * (len(inside) != 1)}): {_pp(difference)} pp "
+        count = f"{len(inside)} point{'s' * (len(inside) != 1)}"
+        lines.append(f"- {series} vs {reference} at equal MACs ({count}): {_pp(difference)} pp "
                      f"(spread {100 * spread:.2f} pp): {verdict}.")
     return "\n".join(lines)
 
@@ -85,7 +86,7 @@ def compound(results: pd.DataFrame) -> str:
         macs = rows.groupby("series")["macs"].first()
         if "compound" not in stats.index:
             continue
-        singles = stats.drop(index=[s for s in ("compound", "baseline") if s in stats.index])
+        singles = stats.drop(index=["compound", "baseline"], errors="ignore")
         if singles.empty:
             continue
         parts = []
@@ -108,7 +109,7 @@ def _spread(stats: pd.DataFrame, series: str) -> float:
 
 
 def _compound_verdict(stats: pd.DataFrame) -> str:
-    winner = stats.drop(index=[s for s in ("baseline",) if s in stats.index])["mean"].idxmax()
+    winner = stats.drop(index="baseline", errors="ignore")["mean"].idxmax()
     if winner == "compound":
         return "compound is best, as in the paper"
     if stats.loc[winner, "mean"] - stats.loc["compound", "mean"] > _spread(stats, winner):

@@ -163,7 +163,8 @@ class _MinorMacsFormatter(Formatter):
     def set_locs(self, locs: Sequence[float]) -> None:
         super().set_locs(locs)
         low, high = sorted(self.axis.get_view_interval()) if self.axis else (0.0, math.inf)
-        self.label_all = any(not math.isclose(_mantissa(x), round(_mantissa(x))) for x in locs if low <= x <= high)
+        mantissas = [_mantissa(x) for x in locs if low <= x <= high]
+        self.label_all = any(not math.isclose(m, round(m)) for m in mantissas)
 
     def __call__(self, x: float, pos: int | None = None) -> str:
         return human(x) if self.label_all or round(_mantissa(x)) in (2, 3, 5) else ""
@@ -236,7 +237,7 @@ def _obstacles(ax: Axes) -> tuple[list[Bbox], list[MplPath]]:
         if line.get_marker() == "_":  # error-bar caps are horizontal strokes
             paths += [MplPath([(x - half, y), (x + half, y)]) for x, y in xy]
         elif line.get_marker() not in ("None", "", " ", None):
-            boxes += [Bbox.from_extents(x - half, y - half, x + half, y + half) for x, y in xy]
+            boxes += [_square(x, y, half) for x, y in xy]
         if line.get_linestyle() not in ("None", "", " "):
             paths.append(MplPath(xy))
     for collection in ax.collections:
@@ -245,8 +246,12 @@ def _obstacles(ax: Axes) -> tuple[list[Bbox], list[MplPath]]:
         elif isinstance(collection, PathCollection):
             half = math.sqrt(float(np.max(collection.get_sizes(), initial=36.0))) * pixels / 2
             xy = collection.get_offset_transform().transform(collection.get_offsets())
-            boxes += [Bbox.from_extents(x - half, y - half, x + half, y + half) for x, y in xy]
+            boxes += [_square(x, y, half) for x, y in xy]
     return boxes, paths
+
+
+def _square(x: float, y: float, half: float) -> Bbox:
+    return Bbox.from_extents(x - half, y - half, x + half, y + half)
 
 
 def _draw_pareto(ax: Axes, points: pd.DataFrame) -> None:

@@ -65,8 +65,8 @@ WORKLOADS: dict[str, Callable[[int], float]] = {"proxy training steps": training
 
 
 def concurrency_ratios(steps: int, rounds: int = 3) -> dict[str, tuple[float, float]]:
-    """Per workload, over the median of `rounds` rounds: (seconds of one unit alone,
-    throughput of 2 concurrent units / 1 unit at a time)."""
+    """Per workload, the median of `rounds` rounds: (throughput of 2 concurrent units / 1 unit at a time,
+    seconds of one unit alone)."""
     ratios = {}
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
         for name, work in WORKLOADS.items():
@@ -76,13 +76,12 @@ def concurrency_ratios(steps: int, rounds: int = 3) -> dict[str, tuple[float, fl
                 alone = sum(pool.submit(work, steps).result() for _ in range(2)) / 2
                 together = max(pool.map(work, [steps, steps]))
                 measured.append((2 * alone / together, alone))
-            ratio, alone = statistics.median_low(measured)
-            ratios[name] = (alone, ratio)
+            ratios[name] = statistics.median_low(measured)
     return ratios
 
 
 def print_ratios(steps: int, rounds: int = 3) -> None:
-    for name, (alone, ratio) in concurrency_ratios(steps, rounds).items():
+    for name, (ratio, alone) in concurrency_ratios(steps, rounds).items():
         print(f"{name:22} {alone:6.2f} s alone; 2 concurrent 1-thread processes: {ratio:.2f}x the throughput "
               f"(median of {rounds} rounds)")
 
