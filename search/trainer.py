@@ -188,8 +188,13 @@ class _Run:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     def _normalised(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 -> float32 standardised per channel, in the model's memory format."""
-        return images.float().contiguous(memory_format=self.memory_format).sub_(self.mean).mul_(self.inv_std)
+        """uint8 -> float32 standardised per channel, strided in the model's memory format.
+
+        A fresh tensor, not `.contiguous(memory_format)`: with one channel, NHWC strides also pass as
+        contiguous, and the convolutions would follow them into channels_last when NCHW was asked for.
+        """
+        out = torch.empty(images.shape, device=images.device, memory_format=self.memory_format)
+        return out.copy_(images).sub_(self.mean).mul_(self.inv_std)
 
 
 def _gather(images: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -86,6 +86,22 @@ def test_zero_init_residual_starts_each_block_as_its_shortcut(name: str) -> None
         assert torch.equal(block(x), expected)
 
 
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_convolutions_run_in_the_asked_memory_format_also_on_one_channel(channels_last: bool) -> None:
+    layouts: set[bool] = set()  # per convolution input with several channels: NHWC strides?
+
+    def record(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        if isinstance(module, nn.Conv2d) and inputs[0].shape[1] > 1 and inputs[0].shape[2] > 1:
+            layouts.add(inputs[0].stride(1) == 1)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        train_synthetic(FAST.with_(max_steps=1, channels_last=channels_last))
+    finally:
+        handle.remove()
+    assert layouts == {channels_last}
+
+
 def test_budgets_and_report_hook() -> None:
     assert train_synthetic(FAST.with_(epochs=5, max_steps=4))["steps"] == 4
     assert train_synthetic(FAST.with_(epochs=5, max_images=200))["steps"] == 4  # ceil(200 / 64)
