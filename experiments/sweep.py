@@ -14,6 +14,7 @@ from effscale.models.spec import NetworkSpec
 from effscale.search.grid_search import GridObjective, GridRun
 from effscale.search.objective import Evaluation
 from effscale.search.rundir import RunDir
+from effscale.search.task import check_data
 from effscale.search.train_config import TrainConfig, available_cores
 
 BACKENDS = ("optuna", "ray")
@@ -42,6 +43,7 @@ def run_points(args: argparse.Namespace, kind: str, out: Path, baseline: Network
     if args.backend == "ray" and (args.storage or args.prune):
         raise EffscaleError("--storage and --prune are Optuna options (with --backend ray use --asha)")
     train = train_config_from_args(args, threads=max(1, available_cores() // args.jobs))
+    check_data(args.dataset, train)
     run_dir = RunDir(out)
     full_identity = {"baseline": baseline.to_dict(), "dataset": args.dataset, "points": [p["label"] for p in points],
                      "train": identity_of(train), "seeds": args.seeds, "backend": args.backend,

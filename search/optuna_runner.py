@@ -11,6 +11,7 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,14 +116,18 @@ def work(setup: StudySetup, objective: TrialObjective, done: Done) -> None:
     """One worker: ask (under the run's lock) and train until `done` says the study has all it needs."""
     _die_with_parent()
     launcher = os.getppid()
-    study = setup.open()
-    run_dir = RunDir(setup.run_dir)
-    while True:
-        with run_dir.mutex("ask"):
-            if os.getppid() != launcher or done(study.get_trials(deepcopy=False)):
-                return
-            trial = study.ask()
-        _run_trial(study, trial, objective)
+    try:
+        study = setup.open()
+        run_dir = RunDir(setup.run_dir)
+        while True:
+            with run_dir.mutex("ask"):
+                if os.getppid() != launcher or done(study.get_trials(deepcopy=False)):
+                    return
+                trial = study.ask()
+            _run_trial(study, trial, objective)
+    except EffscaleError as err:  # bad input the launcher could not see: one line, exit status 2
+        print(f"\n{setup.name} worker: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def optimize(setup: StudySetup, objective: TrialObjective, done: Done, total: int, jobs: int = 1) -> optuna.Study:

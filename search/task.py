@@ -13,7 +13,7 @@ import torch
 
 from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
-from effscale.search.datasets import load_dataset
+from effscale.search.datasets import ImageData, load_dataset
 from effscale.search.resize import ResizeCache
 from effscale.search.splits import holdout_split, subset
 from effscale.search.train_config import TrainConfig
@@ -51,15 +51,26 @@ class ProxyTask:
 def load_task(dataset: str, resolution: int, config: TrainConfig = TrainConfig(), channels: int | None = None) -> ProxyTask:
     """`dataset` (a name or path, see `load_dataset`) at `resolution`, split by `config`'s
     val_size / subset / data_seed; `channels` None keeps the data's (1 or 3; 1 -> 3 replicates)."""
-    data = load_dataset(dataset, "train")
-    train, val = holdout_split(data, config.val_size, config.data_seed)
-    train = subset(train, config.subset, config.data_seed)
+    data, train, val = _split(dataset, config)
     channels = channels or int(data.images.shape[1])
     train_images = _CACHE(train, resolution, channels)
     val_images = _CACHE(val, resolution, channels)
     mean, std = _channel_stats(train_images)
     name = f"{data.name}@{resolution}px,{channels}ch,val={config.val_size},subset={config.subset},seed={config.data_seed}"
     return ProxyTask(train_images, train.labels, val_images, val.labels, data.num_classes, mean, std, name)
+
+
+def check_data(dataset: str, config: TrainConfig) -> None:
+    """Raise `EffscaleError` (one line) unless `dataset` loads and `config`'s held-out split and subset fit
+    it: what a launcher checks before it starts workers that would each fail on it."""
+    _split(dataset, config)
+
+
+def _split(dataset: str, config: TrainConfig) -> tuple[ImageData, ImageData, ImageData]:
+    """The TRAIN split of `dataset`, its training part (subset taken) and its held-out part."""
+    data = load_dataset(dataset, "train")
+    train, val = holdout_split(data, config.val_size, config.data_seed)
+    return data, subset(train, config.subset, config.data_seed), val
 
 
 def adapt(spec: NetworkSpec, task: ProxyTask) -> NetworkSpec:

@@ -18,6 +18,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from effscale.models.errors import EffscaleError
 from effscale.search.grid import GridConfig, constraint_values, enumerate_points, screen
+from effscale.search.optuna_runner import StudySetup, optimize
 from effscale.search.proxy import proxy_spec
 from tests.conftest import assert_one_line_error
 
@@ -123,3 +124,31 @@ def test_run_dir_of_another_command_is_refused(cli, tmp_path: Path) -> None:
 def test_grid_bad_input(cli, tmp_path: Path, argv: list[str], message: str) -> None:
     status, _, err = cli("grid", "--out", str(tmp_path / "run"), *argv, *TINY)
     assert_one_line_error(status, err, message)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "/nonexistent"], "unknown dataset '/nonexistent'"),
+    (["--subset", "100000"], "subset size must be between 1 and 450"),
+])
+def test_bad_data_is_refused_before_the_run_dir_and_workers(cli, tmp_path: Path, argv: list[str], message: str) -> None:
+    status, _, err = cli("grid", "--out", str(tmp_path / "run"), "--jobs", "2", *TINY, *argv)
+    assert_one_line_error(status, err, message)
+    assert not (tmp_path / "run").exists()
+
+
+class BadInputObjective:
+    """Fails as bad input only a worker can see would (picklable, for spawned workers)."""
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0, 1)
+        raise EffscaleError("the data went away")
+
+
+def after_one_trial(trials: list) -> bool:
+    return len(trials) >= 1
+
+
+def test_worker_bad_input_stops_it_with_status_2(tmp_path: Path) -> None:
+    setup = StudySetup(tmp_path, "probe", optuna.samplers.RandomSampler(seed=0))
+    with pytest.raises(EffscaleError, match=r"1 worker process\(es\) stopped with an error \(exit 2\)"):
+        optimize(setup, BadInputObjective(), done=after_one_trial, total=1)
