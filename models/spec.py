@@ -57,6 +57,10 @@ class StageSpec:
             raise EffscaleError(f"expansion must be > 0 and se ratio in [0, 1], got {self.expansion}, {self.se_ratio}")
 
 
+MAX_BLOCKS = 100_000
+"""Blocks a network may have: about 1 s to count (EfficientNet-B7 has 55; depth 1.2^100 would give 10^9)."""
+
+
 @dataclass(frozen=True)
 class NetworkSpec:
     """A whole network: stem conv, stages, optional 1x1 head conv, global pooling, dropout, linear classifier."""
@@ -86,6 +90,9 @@ class NetworkSpec:
             raise EffscaleError("classes, input channels and stem channels must be >= 1, head channels >= 0")
         if not 0 <= self.dropout < 1 or not 0 <= self.drop_connect < 1:
             raise EffscaleError("dropout and drop-connect rates must lie in [0, 1)")
+        if self.num_blocks > MAX_BLOCKS:
+            raise EffscaleError(f"{self.name}: {self.num_blocks:,} blocks is more than the {MAX_BLOCKS:,} a spec may have "
+                                "(counting and building go block by block)")
 
     @property
     def num_blocks(self) -> int:

@@ -42,3 +42,12 @@ def test_count_spec_file_with_overrides(cli, tmp_path) -> None:
     status, out, _ = cli("count", str(tmp_path / "a1.json"), "--num-classes", "10", "--in-channels", "1",
                          "--resolution", "32", "--json")
     assert status == 0 and '"resolution": 32' in out
+
+
+def test_depth_beyond_what_can_be_counted(cli) -> None:
+    status, _, err = cli("scale", "efficientnet-b0", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--phi", "100")
+    assert_one_line_error(status, err, "1,325,087,597 blocks is more than the 100,000")
+
+
+def test_zero_threads(cli) -> None:
+    assert_one_line_error(*cli("train", "--threads", "0")[::2], "threads must be >= 1, got 0")
