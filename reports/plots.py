@@ -9,6 +9,7 @@ import math
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
@@ -35,14 +36,19 @@ STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fo
 _METADATA = {".png": {}, ".svg": {"Date": None}}
 
 
-def plot_accuracy_vs_macs(
+def plot_accuracy_vs_macs(agg: pd.DataFrame, path_stem: str | Path, **options: Any) -> list[Path]:
+    """`accuracy_vs_macs_figure(agg, **options)` saved as PNG and SVG at `path_stem`."""
+    return save_figure(accuracy_vs_macs_figure(agg, **options), path_stem)
+
+
+def accuracy_vs_macs_figure(
     agg: pd.DataFrame,
-    path_stem: str | Path,
     title: str | None = None,
     panels: Sequence[str] | None = None,
     pareto: bool = False,
     annotate: bool = True,
-) -> list[Path]:
+    connect: bool = True,
+) -> Figure:
     """Mean accuracy (error bars: std over seeds) against MACs on a log axis, one line per series.
 
     `agg` is `tables.aggregate(...)`. With `panels`, each name gets its own subplot side by side (Figure 3
@@ -50,7 +56,8 @@ def plot_accuracy_vs_macs(
     network, one line per rule); otherwise all series share one axes (Figure 8 style). A series is coloured
     and listed in the legend (outside, right) by its rule: the part after "NAME: ".
     `pareto` adds the front of the points drawn in each axes; `annotate` labels points with what their
-    series varies ("w=1.4") or their (d, w, r).
+    series varies ("w=1.4") or their (d, w, r); `connect` False draws points only, for series that are
+    not curves (the points of a grid search).
     """
     series = list(agg["series"].unique())
     colours = _colours(list(dict.fromkeys(_rule(name) for name in series)))
@@ -64,7 +71,7 @@ def plot_accuracy_vs_macs(
         for panel, (ax, names) in enumerate(zip(axes, groups)):
             shown = agg[agg["series"].isin(names)]
             for name in names:
-                _draw_series(ax, shown[shown["series"] == name], _rule(name), colours[_rule(name)])
+                _draw_series(ax, shown[shown["series"] == name], _rule(name), colours[_rule(name)], connect)
             if pareto:
                 _draw_pareto(ax, shown)
             macs_axis(ax)
@@ -82,7 +89,7 @@ def plot_accuracy_vs_macs(
             fig.draw_without_rendering()  # settle the layout: label boxes are then measured where they will be
             for ax, names in zip(axes, groups):
                 label_points(ax, agg[agg["series"].isin(names)], colours)
-        return save_figure(fig, path_stem)
+        return fig
 
 
 def plot_accuracy_by_point(agg: pd.DataFrame, path_stem: str | Path, title: str | None = None) -> list[Path]:
@@ -175,10 +182,10 @@ def _mantissa(x: float) -> float:
     return x / 10 ** math.floor(math.log10(x))
 
 
-def _draw_series(ax: Axes, points: pd.DataFrame, name: str, colour: str) -> None:
+def _draw_series(ax: Axes, points: pd.DataFrame, name: str, colour: str, connect: bool) -> None:
     points = points.sort_values("macs")
-    ax.errorbar(points["macs"], 100 * points["accuracy_mean"], yerr=100 * points["accuracy_std"],
-                marker="o", markersize=5, capsize=3, color=colour, label=name)
+    ax.errorbar(points["macs"], 100 * points["accuracy_mean"], yerr=100 * points["accuracy_std"], marker="o",
+                markersize=5, capsize=3, color=colour, label=name, linestyle="-" if connect else "none")
 
 
 _LABEL_OFFSETS = ((5, -12), (5, 4), (-5, 4), (-5, -12), (7, -4), (-7, -4), (0, 9), (0, -19), (8, -24), (8, 16),
@@ -283,6 +290,7 @@ def save_figure(fig: Figure, path_stem: str | Path) -> list[Path]:
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_name(stem.name + ext) for ext in (".png", ".svg")]
-    for path in paths:
-        fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata=_METADATA[path.suffix])
+    with mpl.rc_context(STYLE):  # the SVG settings apply when saving
+        for path in paths:
+            fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata=_METADATA[path.suffix])
     return paths

@@ -25,7 +25,7 @@ def write_sweep_report(run_dir: Path, results: pd.DataFrame, title: str, by_poin
     sections = [("Findings", findings)] if findings else []
     if not table.empty:
         images = plot_accuracy_vs_macs(aggregate(results), plots / "accuracy_vs_macs", title=title, panels=panels,
-                                       pareto=by_point)
+                                       pareto=by_point, connect=not by_point)
         if by_point:
             images += plot_accuracy_by_point(table, plots / "accuracy_by_point", title=title)
         links = "\n\n".join(image_link(path, run_dir) for path in images if path.suffix == ".png")

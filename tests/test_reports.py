@@ -14,6 +14,7 @@ from effscale.reports import findings
 from effscale.reports.markdown import image_link, write_report
 from effscale.reports.pareto import pareto_front
 from effscale.reports.plots import (
+    accuracy_vs_macs_figure,
     label_points,
     macs_axis,
     plot_accuracy_by_point,
@@ -136,6 +137,15 @@ def test_plot_accuracy_vs_macs_single_axes_and_panels(agg: pd.DataFrame, tmp_pat
     assert_images(plot_accuracy_vs_macs(agg, stem, panels=["width", "depth", "resolution"]), stem)
     with pytest.raises(ValueError, match="compound"):
         plot_accuracy_vs_macs(agg, stem, panels=["compound"])
+
+
+@pytest.mark.parametrize("connect", [True, False])
+def test_series_are_lines_or_points_only(agg: pd.DataFrame, connect: bool) -> None:
+    ax = accuracy_vs_macs_figure(agg, pareto=True, connect=connect).axes[0]
+    series = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert len(series) == agg["series"].nunique()
+    assert {line.get_linestyle() for line in series} == ({"-"} if connect else {"None"})
+    assert any(line.get_label() == "Pareto front" and line.get_linestyle() == "--" for line in ax.get_lines())
 
 
 def test_rendering_the_same_results_twice_gives_the_same_bytes(agg: pd.DataFrame, tmp_path: Path) -> None:
