@@ -38,7 +38,7 @@ def subset(data: ImageData, n: int | None, seed: int = 0) -> ImageData:
     if n is None:
         return data
     if not 0 < n <= len(data):
-        raise EffscaleError(f"subset size must be between 1 and {len(data)} for {data.name}, got {n}")
+        raise EffscaleError(f"subset size must be between 1 and {len(data)} (the training images left after the held-out ones), got {n}")
     if n == len(data):
         return data
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].sort().values
