@@ -33,7 +33,8 @@ def train_config_from_args(args: argparse.Namespace, threads: int | None = None)
     return TrainConfig(
         epochs=args.epochs, max_seconds=args.max_seconds, subset=args.subset, val_size=args.val_size,
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, augment=args.augment,
-        zero_init_residual=args.zero_init_residual, seed=args.seed, threads=threads if args.threads is None else args.threads, device=args.device,
+        zero_init_residual=args.zero_init_residual, seed=args.seed, device=args.device,
+        threads=threads if args.threads is None else args.threads,
     )
 
 

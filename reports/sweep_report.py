@@ -19,12 +19,13 @@ def write_sweep_report(run_dir: Path, results: pd.DataFrame, title: str, by_poin
                        panels: Sequence[str] | None = None, findings: str | None = None) -> pd.DataFrame:
     """Plots under plots/ (accuracy vs MACs; per point when `by_point`), report.md with the ranking and
     the points not trained; returns the ranking with readable column names."""
-    table = ranking(aggregate(results))
+    agg = aggregate(results)
+    table = ranking(agg)
     plots = Path(run_dir) / "plots"
     plots.mkdir(exist_ok=True)
     sections = [("Findings", findings)] if findings else []
     if not table.empty:
-        images = plot_accuracy_vs_macs(aggregate(results), plots / "accuracy_vs_macs", title=title, panels=panels,
+        images = plot_accuracy_vs_macs(agg, plots / "accuracy_vs_macs", title=title, panels=panels,
                                        pareto=by_point, connect=not by_point)
         if by_point:
             images += plot_accuracy_by_point(table, plots / "accuracy_by_point", title=title)
