@@ -25,14 +25,13 @@ from effscale.models.builder import build
 from effscale.search.proxy import proxy_spec
 
 
-def training_steps(steps: int, batch_size: int = 128) -> float:
-    """Seconds for `steps` 1-thread AdamW steps of the default proxy, channels_last, after one warm-up step."""
-    torch.set_num_threads(1)
+def proxy_step(resolution: int = 32, batch_size: int = 128) -> Callable[[], None]:
+    """One AdamW training step of the default proxy on a fixed random channels_last batch, as a function."""
     torch.manual_seed(0)
-    spec = proxy_spec()
+    spec = proxy_spec(resolution)
     model = build(spec).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    images = torch.randn(batch_size, spec.in_channels, spec.resolution, spec.resolution)
+    images = torch.randn(batch_size, spec.in_channels, resolution, resolution)
     images = images.contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, spec.num_classes, (batch_size,))
 
@@ -42,6 +41,13 @@ def training_steps(steps: int, batch_size: int = 128) -> float:
         loss.backward()
         optimizer.step()
 
+    return step
+
+
+def training_steps(steps: int) -> float:
+    """Seconds for `steps` 1-thread proxy training steps (`proxy_step`), after one warm-up step."""
+    torch.set_num_threads(1)
+    step = proxy_step()
     step()
     start = time.perf_counter()
     for _ in range(steps):

@@ -1,0 +1,133 @@
+"""Benchmark: where a channels_last training step of the default proxy spends its time, and how close its
+element-wise work runs to this machine's memory speed.
+
+    python -m effscale.experiments.benchmarks.step_profile [--resolution 64] [--compile]
+
+Part 1 profiles a few steps (torch.profiler) and prints the share of time per kind of operator and the share
+spent on the largest activation shape. Part 2 times batch norm and SiLU, forward and backward, alone on a tensor
+of that shape and divides the bytes their eager passes must move by the time: the GB/s they reach, next to a
+plain copy's GB/s measured in turns with them. With --compile it also times the batch norm + SiLU pair compiled
+by torch.compile against eager (only fusing them can move fewer bytes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
+
+from effscale.experiments.benchmarks.parallel_ceiling import proxy_step
+from effscale.experiments.output import print_table
+
+KINDS = {"convolution_backward": "convolution backward", "convolution": "convolution forward",
+         "batch_norm": "batch norm", "silu": "SiLU", "AdamW": "optimiser"}
+"""Operator kinds by a part of their name, tried in this order; the rest is "other"."""
+FLOAT_BYTES = 4
+BATCH_NORM_PASSES = 8  # forward: statistics and normalise (read 2, write 1); backward: 2 reductions, then dx (5)
+SILU_PASSES = 5  # forward: read 1, write 1; backward: read x and dy, write dx
+COPY_ELEMENTS = 50_000_000  # 200 MB each way: far beyond the caches
+
+
+def _kind(name: str) -> str:
+    return next((kind for part, kind in KINDS.items() if part in name), "other")
+
+
+def profile_step(step: Callable[[], None], steps: int) -> tuple[pd.DataFrame, tuple[int, ...], float]:
+    """Share of self CPU time per operator kind; the largest 4-d input shape seen and its share of the time."""
+    step()
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(steps):
+            step()
+    by_kind: Counter[str] = Counter()
+    by_shape: Counter[tuple[int, ...]] = Counter()
+    for event in prof.key_averages(group_by_input_shape=True):
+        by_kind[_kind(event.key)] += event.self_cpu_time_total
+        shape = next((tuple(s) for s in event.input_shapes if len(s) == 4), None)
+        if shape is not None:
+            by_shape[shape] += event.self_cpu_time_total
+    total = sum(by_kind.values())
+    table = pd.DataFrame([{"operators": kind, "share of step": time_ / total} for kind, time_ in by_kind.most_common()])
+    largest = max(by_shape, key=lambda shape: shape[0] * shape[1] * shape[2] * shape[3])
+    return table, largest, by_shape[largest] / total
+
+
+def median_seconds(functions: list[Callable[[], object]], rounds: int = 7, repeats: int = 5) -> list[float]:
+    """Seconds per call of each function: median over `rounds` rounds that take turns between the functions,
+    so that a neighbour's burst on a shared machine hits all of them alike."""
+    for function in functions:
+        function()
+    times: list[list[float]] = [[] for _ in functions]
+    for _ in range(rounds):
+        for function, measured in zip(functions, times):
+            start = time.perf_counter()
+            for _ in range(repeats):
+                function()
+            measured.append((time.perf_counter() - start) / repeats)
+    return [statistics.median(measured) for measured in times]
+
+
+def forward_backward(module: nn.Module, shape: tuple[int, ...]) -> Callable[[], object]:
+    """Forward and backward (to the input) of `module` on a random channels_last tensor of `shape`."""
+    x = torch.randn(shape).contiguous(memory_format=torch.channels_last).requires_grad_()
+    grad = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+    return lambda: torch.autograd.grad(module(x), x, grad)
+
+
+class BatchNormSiLU(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(self.norm(x))
+
+
+def plain_copy(elements: int) -> Callable[[], object]:
+    """A copy of `elements` floats into a tensor allocated once: 2 x `elements` x 4 bytes moved per call."""
+    source = torch.randn(elements)
+    target = torch.empty_like(source)
+    return lambda: target.copy_(source)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=5, help="profiled training steps")
+    parser.add_argument("--compile", action="store_true", help="also time the batch norm + SiLU pair under torch.compile")
+    args = parser.parse_args()
+    table, shape, share = profile_step(proxy_step(args.resolution, args.batch_size), args.steps)
+    print(f"default proxy at {args.resolution} px, batch {args.batch_size}, channels_last, "
+          f"{torch.get_num_threads()} threads, {args.steps} profiled steps")
+    print_table(table)
+    print(f"operators on the largest activation, {list(shape)}: {share:.0%} of the step\n")
+    elements = shape[0] * shape[1] * shape[2] * shape[3]
+    operators = {"batch norm": (nn.BatchNorm2d(shape[1]), BATCH_NORM_PASSES), "SiLU": (nn.SiLU(), SILU_PASSES)}
+    *seconds, copy_seconds = median_seconds([*(forward_backward(module, shape) for module, _ in operators.values()),
+                                             plain_copy(COPY_ELEMENTS)])
+    copy = 2 * COPY_ELEMENTS * FLOAT_BYTES / copy_seconds / 1e9
+    rows = []
+    for (name, (_, passes)), taken in zip(operators.items(), seconds):
+        moved = passes * elements * FLOAT_BYTES
+        rows.append({"forward + backward": name, "ms": 1e3 * taken, "MB moved": moved / 1e6,
+                     "GB/s": moved / taken / 1e9, "of a copy's GB/s": moved / taken / 1e9 / copy})
+    print(f"alone on {list(shape)}, taking turns with a plain copy of 200 MB (median of 7 rounds): "
+          f"the copy moves {copy:.1f} GB/s")
+    print_table(pd.DataFrame(rows))
+    if args.compile:
+        pair = BatchNormSiLU(shape[1])
+        eager, compiled = median_seconds([forward_backward(pair, shape), forward_backward(torch.compile(pair), shape)])
+        print(f"\nbatch norm + SiLU, forward + backward (median of 7 rounds, taking turns): eager {1e3 * eager:.2f} ms, "
+              f"compiled {1e3 * compiled:.2f} ms ({eager / compiled:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
