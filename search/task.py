@@ -70,7 +70,9 @@ def _split(dataset: str, config: TrainConfig) -> tuple[ImageData, ImageData, Ima
     """The TRAIN split of `dataset`, its training part (subset taken) and its held-out part."""
     data = load_dataset(dataset, "train")
     train, val = holdout_split(data, config.val_size, config.data_seed)
-    return data, subset(train, config.subset, config.data_seed), val
+    train = subset(train, config.subset, config.data_seed)
+    check_batch(config, len(train.labels))
+    return data, train, val
 
 
 def adapt(spec: NetworkSpec, task: ProxyTask) -> NetworkSpec:
@@ -86,6 +88,13 @@ def check_fits(spec: NetworkSpec, task: ProxyTask) -> None:
         raise EffscaleError(
             f"spec (resolution, in_channels, num_classes) = {got} does not fit task {task.name} {want}; use adapt()"
         )
+
+
+def check_batch(config: TrainConfig, train_images: int) -> None:
+    """Raise unless one batch fits in the training images (an epoch drops its last incomplete batch)."""
+    if config.batch_size > train_images:
+        raise EffscaleError(f"batch size {config.batch_size} is larger than the {train_images} training images "
+                            "(lower --batch-size or raise --subset)")
 
 
 def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

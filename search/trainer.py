@@ -26,7 +26,7 @@ from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
 from effscale.search.augment import augment
 from effscale.search.optim import lr_factor, make_optimizer
-from effscale.search.task import ProxyTask, check_fits
+from effscale.search.task import ProxyTask, check_batch, check_fits
 from effscale.search.train_config import TrainConfig
 
 Report = Callable[[int, float], bool]
@@ -47,6 +47,7 @@ def proxy_train(spec: NetworkSpec, task: ProxyTask, config: TrainConfig = TrainC
     `reason` (a non-finite loss stops the run), `pruned` (the hook asked to stop), device and threads.
     """
     check_fits(spec, task)
+    check_batch(config, len(task.train_labels))
     device = resolve_device(config.device)
     complexity = count(spec)
     previous_threads = torch.get_num_threads()
@@ -86,7 +87,7 @@ class _Run:
         self.mean = torch.tensor(task.mean, device=device).view(1, -1, 1, 1)
         self.inv_std = 1.0 / torch.tensor(task.std, device=device).view(1, -1, 1, 1)
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
-        self.batch = min(config.batch_size, len(self.labels))
+        self.batch = config.batch_size
         self.steps_per_epoch = len(self.labels) // self.batch  # the last incomplete batch is dropped
         self.total_steps = _total_steps(config, self.steps_per_epoch, self.batch)
 

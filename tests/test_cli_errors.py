@@ -51,3 +51,8 @@ def test_depth_beyond_what_can_be_counted(cli) -> None:
 
 def test_zero_threads(cli) -> None:
     assert_one_line_error(*cli("train", "--threads", "0")[::2], "threads must be >= 1, got 0")
+
+
+def test_batch_larger_than_training_images(cli) -> None:
+    status, _, err = cli("train", "--dataset", "synthetic:300", "--val-size", "100", "--batch-size", "256")
+    assert_one_line_error(status, err, "batch size 256 is larger than the 200 training images")

@@ -13,7 +13,6 @@ by torch.compile against eager (only fusing them can move fewer bytes).
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from effscale.experiments.benchmarks.parallel_ceiling import proxy_step
+from effscale.experiments.benchmarks.turns import in_turns, medians
 from effscale.experiments.output import print_table
 
 KINDS = {"convolution_backward": "convolution backward", "convolution": "convolution forward",
@@ -60,18 +60,19 @@ def profile_step(step: Callable[[], None], steps: int) -> tuple[pd.DataFrame, tu
 
 
 def median_seconds(functions: list[Callable[[], object]], rounds: int = 7, repeats: int = 5) -> list[float]:
-    """Seconds per call of each function: median over `rounds` rounds that take turns between the functions,
-    so that a neighbour's burst on a shared machine hits all of them alike."""
+    """Seconds per call of each function: the median over `rounds` rounds taken in turns, after one warm-up call."""
     for function in functions:
         function()
-    times: list[list[float]] = [[] for _ in functions]
-    for _ in range(rounds):
-        for function, measured in zip(functions, times):
+
+    def seconds_per_call(function: Callable[[], object]) -> Callable[[], float]:
+        def measure() -> float:
             start = time.perf_counter()
             for _ in range(repeats):
                 function()
-            measured.append((time.perf_counter() - start) / repeats)
-    return [statistics.median(measured) for measured in times]
+            return (time.perf_counter() - start) / repeats
+        return measure
+
+    return medians(in_turns([seconds_per_call(function) for function in functions], rounds))
 
 
 def forward_backward(module: nn.Module, shape: tuple[int, ...]) -> Callable[[], object]:

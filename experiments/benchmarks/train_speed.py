@@ -3,24 +3,31 @@
 Both train the default proxy with the same batch size, optimiser and number of steps on the same
 images: the harness (uint8 in memory, channels_last, explicit threads, no DataLoader) and a plain
 loop (DataLoader over a TensorDataset of float NCHW tensors, eager, default threads). The harness also
-runs in NCHW, to show how much of the speedup is the memory format ("of it channels_last"). Achieved
-training FLOP/s count 3 x forward MACs x 2 per image; the matmul reference is a float32 torch.mm.
+runs in NCHW, to show how much of the speedup is the memory format ("of it channels_last"). Each loop first
+runs a few untimed steps (oneDNN builds its kernels for each new shape and layout on first use), then the
+three take turns for a few rounds: the table gives the median images/s of each and the median and range of
+the ratios measured within a round. Achieved training FLOP/s count 3 x forward MACs x 2 per image; the
+matmul reference is a float32 torch.mm.
 
-    python -m effscale.experiments.benchmarks.train_speed [--steps 40] [--resolutions 32,64]
+    python -m effscale.experiments.benchmarks.train_speed [--steps 40] [--rounds 3] [--resolutions 32,64]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from functools import partial
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from effscale.experiments.benchmarks.turns import in_turns
 from effscale.experiments.output import print_table
 from effscale.models.builder import build
+from effscale.models.complexity import count
 from effscale.models.spec import NetworkSpec
 from effscale.search.proxy import proxy_spec
 from effscale.search.task import ProxyTask, adapt, load_task
@@ -59,10 +66,18 @@ def matmul_flops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
+def ratios(numerators: list[float], denominators: list[float]) -> tuple[float, str]:
+    """The median and the range of per-round ratios."""
+    within = sorted(n / d for n, d in zip(numerators, denominators))
+    return statistics.median(within), f"{within[0]:.2f}-{within[-1]:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--steps", type=int, default=40, help="training steps per measurement")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps each loop runs first")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements of each loop, taken in turns")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--resolutions", default="32,64")
     args = parser.parse_args()
@@ -73,16 +88,21 @@ def main() -> None:
     for resolution in (int(r) for r in args.resolutions.split(",")):
         task = load_task(args.dataset, resolution, config)
         spec = adapt(proxy_spec(resolution), task)
-        plain = plain_images_per_second(spec, task, config)
-        nchw = proxy_train(spec, task, config.with_(channels_last=False))["images_per_second"]
-        metrics = proxy_train(spec, task, config)
-        harness = metrics["images_per_second"]
-        train_flops = 3 * 2 * metrics["macs"] * harness
-        rows.append({"resolution": resolution, "batch": args.batch_size, "plain img/s": plain,
-                     "harness NCHW img/s": nchw, "harness img/s": harness, "speedup": harness / plain,
-                     "of it channels_last": harness / nchw, "harness GFLOP/s": train_flops / 1e9,
+        loops = [lambda steps: plain_images_per_second(spec, task, config.with_(max_steps=steps)),
+                 lambda steps: proxy_train(spec, task, config.with_(max_steps=steps, channels_last=False))["images_per_second"],
+                 lambda steps: proxy_train(spec, task, config.with_(max_steps=steps))["images_per_second"]]
+        for loop in loops:
+            loop(args.warmup)
+        plain, nchw, harness = in_turns([partial(loop, args.steps) for loop in loops], args.rounds)
+        speedup, speedup_range = ratios(harness, plain)
+        train_flops = 3 * 2 * count(spec).macs * statistics.median(harness)
+        rows.append({"resolution": resolution, "plain img/s": statistics.median(plain),
+                     "harness NCHW img/s": statistics.median(nchw), "harness img/s": statistics.median(harness),
+                     "speedup": speedup, "speedup range": speedup_range,
+                     "of it channels_last": ratios(harness, nchw)[0], "harness GFLOP/s": train_flops / 1e9,
                      "fraction of matmul": train_flops / peak})
-    print(f"{spec.name} on {args.dataset}, {args.steps} steps of {args.batch_size}, {torch.get_num_threads()} threads; "
+    print(f"{spec.name} on {args.dataset}, batch {args.batch_size}, {args.rounds} rounds of {args.steps} steps "
+          f"after {args.warmup} untimed, {torch.get_num_threads()} threads; "
           f"matmul 2048x2048 float32: {peak / 1e9:.1f} GFLOP/s")
     print_table(pd.DataFrame(rows))
 

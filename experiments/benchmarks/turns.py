@@ -1,0 +1,19 @@
+"""Measurements taken in turns: on a shared machine a neighbour's burst then hits every contender alike."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+
+
+def in_turns(measures: list[Callable[[], float]], rounds: int) -> list[list[float]]:
+    """Each measure's readings over `rounds` rounds; every round calls each measure once, in order."""
+    readings: list[list[float]] = [[] for _ in measures]
+    for _ in range(rounds):
+        for measure, taken in zip(measures, readings):
+            taken.append(measure())
+    return readings
+
+
+def medians(readings: list[list[float]]) -> list[float]:
+    return [statistics.median(taken) for taken in readings]
