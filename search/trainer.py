@@ -35,7 +35,7 @@ Report = Callable[[int, float], bool]
 METRIC_KEYS = ("val_accuracy", "val_loss", "train_seconds", "images_per_second", "epochs", "steps",
                "params", "macs", "acts", "diverged", "reason", "pruned", "device", "threads")
 _CHECK_EVERY = 10  # steps between loss checks (a host sync on a GPU) and progress updates
-_PRECISE_BN_IMAGES = 2048  # training images whose batch-norm statistics every evaluation uses
+_PRECISE_BN_IMAGES = 2048  # training images whose batch-norm statistics every evaluation uses (one batch at least)
 
 
 def proxy_train(spec: NetworkSpec, task: ProxyTask, config: TrainConfig = TrainConfig(),
@@ -178,7 +178,8 @@ class _Run:
             norm.reset_running_stats()
             norm.momentum = None  # cumulative average
             norm.train()
-        for start in range(0, min(_PRECISE_BN_IMAGES, len(self.labels)) - self.batch + 1, self.batch):
+        images = max(self.batch, min(_PRECISE_BN_IMAGES, len(self.labels)))  # a batch always fits (check_batch)
+        for start in range(0, images - self.batch + 1, self.batch):
             with self._autocast():
                 self.model(self._normalised(self.images[start : start + self.batch]))
         for norm, momentum in zip(norms, momenta):

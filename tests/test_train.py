@@ -102,6 +102,24 @@ def test_convolutions_run_in_the_asked_memory_format_also_on_one_channel(channel
     assert layouts == {channels_last}
 
 
+def test_evaluation_recomputes_batch_norm_statistics_also_with_a_batch_above_2048_images() -> None:
+    passes: list[int] = []  # batch sizes seen by batch norm in the precise-BN pass (a cumulative average)
+
+    def record(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        if isinstance(module, nn.BatchNorm2d) and module.training and module.momentum is None:
+            passes.append(inputs[0].shape[0])
+
+    config = FAST.with_(batch_size=2100, max_steps=1)
+    task = load_task("synthetic:2400", 16, config)
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        proxy_train(adapt(proxy_spec(16), task), task, config)
+    finally:
+        handle.remove()
+    assert len(passes) == sum(isinstance(m, nn.BatchNorm2d) for m in build(adapt(proxy_spec(16), task)).modules())
+    assert set(passes) == {2100}
+
+
 def test_budgets_and_report_hook() -> None:
     assert train_synthetic(FAST.with_(epochs=5, max_steps=4))["steps"] == 4
     assert train_synthetic(FAST.with_(epochs=5, max_images=200))["steps"] == 4  # ceil(200 / 64)
