@@ -17,8 +17,8 @@ from effscale.search.rundir import RunDir
 
 EXAMPLES = """\
 Each grid point (alpha, beta, gamma >= 1 with |alpha * beta^2 * gamma^2 - 2| <= tolerance) scales the
-baseline at phi = 1; points whose analytic MACs ratio falls outside --macs-band are skipped before
-training. Rerunning the same command on the same --out resumes: no finished point is trained again.
+baseline at phi = 1; points whose analytic MACs ratio falls outside --macs-band, and points that round to
+the same network as another (the one closest to the constraint is kept), are skipped before training. Rerunning the same command on the same --out resumes: no finished point is trained again.
 
 examples:
   effscale grid --out runs/grid                                       # default proxy on Fashion-MNIST
@@ -69,9 +69,11 @@ def run(args: argparse.Namespace) -> int:
     config = GridConfig(step=args.step, alpha=args.alpha_range, beta=args.beta_range, gamma=args.gamma_range,
                         tolerance=args.tolerance, solve_gamma=args.solve_gamma, macs_band=args.macs_band)
     points = enumerate_points(config)
-    kept, skipped = screen(points, baseline, config.macs_band)
-    print(f"{len(points)} grid points satisfy the constraint; {len(kept)} kept, {len(skipped)} skipped "
-          f"(MACs ratio outside {config.macs_band[0]:g}..{config.macs_band[1]:g})")
+    kept, skipped = screen(points, baseline, config)
+    outside = sum(row["reason"].startswith("MACs ratio") for row in skipped)
+    print(f"{len(points)} grid points satisfy the constraint; {len(kept)} distinct networks kept, skipped: {outside} "
+          f"with a MACs ratio outside {config.macs_band[0]:g}..{config.macs_band[1]:g}, "
+          f"{len(skipped) - outside} the same network as a kept point")
     results = run_points(args, "grid", args.out, baseline, kept, skipped, {"grid": config.__dict__})
     run_dir = RunDir(args.out)
     write_best(run_dir, results, baseline)

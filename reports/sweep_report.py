@@ -33,9 +33,9 @@ def write_sweep_report(run_dir: Path, results: pd.DataFrame, title: str, by_poin
         sections.append(("Ranking (validation accuracy, mean and std over seeds)",
                          to_markdown(table, RANKING_COLUMNS, formats={"macs": human, "params": human})))
         sections.append(("Plots", links))
-    others = results[results["state"] != "COMPLETE"].drop_duplicates("label")
+    others = results[results["state"] != "COMPLETE"].drop_duplicates(["series", "label"])
     if not others.empty:
-        columns = {"label": "point", "macs_ratio": "MACs ratio", "state": "state", "reason": "reason"}
+        columns = {"series": "series", "label": "point", "macs_ratio": "MACs ratio", "state": "state", "reason": "reason"}
         sections.append(("Not trained or not finished", to_markdown(others, columns, floatfmt=".2f")))
     write_report(Path(run_dir), title, sections)
     return table[list(RANKING_COLUMNS)].rename(columns=RANKING_COLUMNS)

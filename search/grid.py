@@ -3,7 +3,7 @@
 Points are (alpha, beta, gamma) >= 1 on a grid with |alpha * beta^2 * gamma^2 - target| <= tolerance,
 or, in "solve gamma" mode, a grid over (alpha, beta) with gamma = sqrt(target / (alpha * beta^2)).
 Each point scales the baseline at phi = 1; points whose analytic MACs ratio to the baseline falls
-outside `macs_band` are reported and skipped before training.
+outside `macs_band`, or that build the same network as another point, are reported and skipped before training.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
 from effscale.scaling.matching import point
-from effscale.scaling.rules import compound
+from effscale.scaling.rules import apply, compound
 
 
 @dataclass(frozen=True)
@@ -78,17 +78,33 @@ def enumerate_points(config: GridConfig) -> list[GridPoint]:
     return [GridPoint(i, *triple) for i, triple in enumerate(triples)]
 
 
-def screen(points: list[GridPoint], baseline: NetworkSpec, band: tuple[float, float]
-           ) -> tuple[list[dict], list[dict]]:
-    """Scale the baseline at phi = 1 for each point and count it: (kept, rejected) rows with d, w, r and counts."""
-    kept, rejected = [], []
+def screen(points: list[GridPoint], baseline: NetworkSpec, config: GridConfig) -> tuple[list[dict], list[dict]]:
+    """Scale the baseline at phi = 1 for each point and count it: (kept, skipped) rows with d, w, r and counts,
+    each skipped row with its `reason`.
+
+    Skipped: a MACs ratio outside `config.macs_band`, or the same network as a kept point. Rounding repeats
+    up and channels and resolution to multiples makes nearby coefficients build identical networks at phi = 1
+    (on the 32 px proxy gamma 1.1 and 1.15 both give 36 px); of each such set only the point closest to the
+    constraint target is trained.
+    """
+    low, high = config.macs_band
+    by_network: dict[NetworkSpec, list[dict]] = {}
+    skipped = []
     for grid_point in points:
         coefficients = compound(grid_point.alpha, grid_point.beta, grid_point.gamma, 1.0)
         row = point(baseline, coefficients, grid_point.label, "grid", **asdict(grid_point))
-        (kept if band[0] <= row["macs_ratio"] <= band[1] else rejected).append(row)
-    if not kept:
-        raise EffscaleError(f"every grid point's MACs ratio falls outside the band {band[0]:g}..{band[1]:g}")
-    return kept, rejected
+        if low <= row["macs_ratio"] <= high:
+            by_network.setdefault(apply(baseline, coefficients), []).append(row)
+        else:
+            skipped.append({**row, "reason": f"MACs ratio outside the band {low:g}..{high:g}"})
+    if not by_network:
+        raise EffscaleError(f"every grid point's MACs ratio falls outside the band {low:g}..{high:g}")
+    kept = []
+    for same in by_network.values():
+        chosen = min(same, key=lambda row: abs(row["alpha"] * row["beta"] ** 2 * row["gamma"] ** 2 - config.target))
+        kept.append(chosen)
+        skipped += [{**row, "reason": f"the same network as {chosen['label']}"} for row in same if row is not chosen]
+    return sorted(kept, key=lambda row: row["index"]), sorted(skipped, key=lambda row: row["index"])
 
 
 def constraint_values(points: list[GridPoint]) -> np.ndarray:

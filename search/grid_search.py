@@ -9,6 +9,7 @@ figure experiments are all such lists: each point is a row with a `label`, a `se
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,8 +99,12 @@ def optuna_results(study: optuna.Study, objective: GridObjective, skipped: list[
             continue
         point = objective.points[trial.params[POINT]]
         rows += point_rows(point, trial.user_attrs.get("outcome"), trial.state.name, trial.user_attrs.get("reason"))
-    rows += [row for point in skipped for row in point_rows(point, None, "SKIPPED", "MACs ratio outside the band")]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows + skipped_rows(skipped))
+
+
+def skipped_rows(skipped: Sequence[dict[str, Any]]) -> list[dict]:
+    """results.csv rows of the points screened out before training, each with its reason."""
+    return [row for point in skipped for row in point_rows(point, None, "SKIPPED", point["reason"])]
 
 
 @dataclass(frozen=True)

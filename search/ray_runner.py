@@ -24,7 +24,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from effscale.models.errors import EffscaleError
-from effscale.search.grid_search import POINT, GridObjective, GridRun, point_rows
+from effscale.search.grid_search import POINT, GridObjective, GridRun, point_rows, skipped_rows
 from effscale.search.objective import Diverged, Rejected
 from effscale.search.train_config import available_cores
 
@@ -103,8 +103,7 @@ def ray_results(results: tune.ResultGrid, objective: GridObjective, skipped: tup
             run = {"seed": objective.evaluation.train.seed, "val_accuracy": metrics["accuracy"], "val_loss": math.nan,
                    "epochs": metrics["epoch"], "train_seconds": metrics.get("time_total_s", 0.0)}
             rows += point_rows(point, {"runs": [run]}, "PRUNED", None)
-    rows += [row for point in skipped for row in point_rows(point, None, "SKIPPED", "MACs ratio outside the band")]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows + skipped_rows(skipped))
 
 
 @contextmanager

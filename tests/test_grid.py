@@ -17,6 +17,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from effscale.models.errors import EffscaleError
+from effscale.scaling.rules import apply, compound
 from effscale.search.grid import GridConfig, constraint_values, enumerate_points, screen
 from effscale.search.optuna_runner import StudySetup, optimize
 from effscale.search.proxy import proxy_spec
@@ -41,10 +42,27 @@ def test_solve_gamma_mode_hits_the_constraint() -> None:
 
 
 def test_screen_reports_points_outside_the_band() -> None:
-    kept, skipped = screen(enumerate_points(GridConfig(step=0.1)), proxy_spec(), (1.5, 2.5))
-    assert kept and skipped
+    kept, skipped = screen(enumerate_points(GridConfig(step=0.1)), proxy_spec(), GridConfig(step=0.1))
+    outside = [row for row in skipped if row["reason"] == "MACs ratio outside the band 1.5..2.5"]
+    assert kept and outside
     assert all(1.5 <= row["macs_ratio"] <= 2.5 for row in kept)
-    assert all(not 1.5 <= row["macs_ratio"] <= 2.5 for row in skipped)
+    assert all(not 1.5 <= row["macs_ratio"] <= 2.5 for row in outside)
+
+
+def test_screen_trains_each_network_once_choosing_the_point_closest_to_the_constraint() -> None:
+    config = GridConfig()
+    points = enumerate_points(config)
+    kept, skipped = screen(points, proxy_spec(), config)
+    assert (len(points), len(kept), len(skipped)) == (108, 11, 97)  # rounding at 32 px: few distinct networks
+    spec = {row["label"]: apply(proxy_spec(), compound(row["alpha"], row["beta"], row["gamma"], 1.0)) for row in kept + skipped}
+    assert len({spec[row["label"]] for row in kept}) == len(kept)
+    constraint = {row["label"]: row["alpha"] * row["beta"] ** 2 * row["gamma"] ** 2 for row in kept + skipped}
+    same = [row for row in skipped if row["reason"].startswith("the same network as ")]
+    assert len(same) == 12
+    for row in same:
+        chosen = row["reason"].removeprefix("the same network as ")
+        assert spec[row["label"]] == spec[chosen]
+        assert abs(constraint[chosen] - 2) <= abs(constraint[row["label"]] - 2)
 
 
 @pytest.mark.parametrize("config, message", [
@@ -64,7 +82,8 @@ def test_grid_trains_only_kept_points_with_real_accuracy(cli, tmp_path: Path, fa
     assert status == 0
     results = pd.read_csv(out / "results.csv")
     trained = results[results["state"] == "COMPLETE"]
-    kept, skipped = screen(enumerate_points(GridConfig(step=0.1, alpha=(1.0, 1.2))), proxy_spec(), (1.5, 2.5))
+    config = GridConfig(step=0.1, alpha=(1.0, 1.2))
+    kept, skipped = screen(enumerate_points(config), proxy_spec(), config)
     assert sorted(trained["label"]) == sorted(row["label"] for row in kept)
     assert sorted(results.loc[results["state"] == "SKIPPED", "label"]) == sorted(row["label"] for row in skipped)
     assert (trained["accuracy"] > 0.3).all(), trained["accuracy"]  # 10 classes: chance is 0.1
@@ -99,7 +118,8 @@ def test_sigkill_then_rerun_trains_every_point_exactly_once(tmp_path: Path) -> N
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     results = pd.read_csv(out / "results.csv")
     complete = results[results["state"] == "COMPLETE"]
-    kept = int(rerun.stdout.split(" kept")[0].rsplit(" ", 1)[-1])
+    config = GridConfig(step=0.1, macs_band=(1.0, 3.0))
+    kept = len(screen(enumerate_points(config), proxy_spec(), config)[0])
     assert len(complete) == kept and complete["label"].is_unique
     after = {t.params["point"]: t.value for t in _finished(out / "study.journal")}
     assert len(after) == kept

@@ -27,7 +27,8 @@ GRID = ["--dataset", "synthetic", "--step", "0.1", "--alpha-range", "1,1", "--ma
         "--epochs", "1", "--subset", "300", "--val-size", "100", "--batch-size", "32", "--jobs", "2"]
 
 
-KEPT, SKIPPED = screen(enumerate_points(GridConfig(step=0.1, alpha=(1.0, 1.0))), proxy_spec(), (1.2, 2.8))
+CONFIG = GridConfig(step=0.1, alpha=(1.0, 1.0), macs_band=(1.2, 2.8))
+KEPT, SKIPPED = screen(enumerate_points(CONFIG), proxy_spec(), CONFIG)
 
 
 def grid(out: Path, *extra: str) -> tuple[pd.DataFrame, float]:
@@ -93,7 +94,7 @@ class Scripted(GridObjective):
 
 def test_asha_stops_worse_points_and_failures_are_recorded(tmp_path: Path) -> None:
     config = GridConfig(step=0.1, macs_band=(1.2, 2.8))
-    kept = screen(enumerate_points(config), proxy_spec(), config.macs_band)[0][:3]
+    kept = screen(enumerate_points(config), proxy_spec(), config)[0][:3]
     objective = Scripted(tuple(kept), proxy_spec(), Evaluation("synthetic", TrainConfig(epochs=EPOCHS)), prune=True)
     results = GridRun(tmp_path, objective, (), backend="ray", jobs=1, asha=True).run().set_index("label")
     first, second, last = (point["label"] for point in kept)
