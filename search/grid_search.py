@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial
 from effscale.models.spec import NetworkSpec
 from effscale.scaling.rules import Coefficients, apply, compound
 from effscale.search.objective import Evaluation
-from effscale.search.optuna_runner import INTERRUPTED, PointGridSampler, StudySetup, optimize, queued, started
+from effscale.search.optuna_runner import PointGridSampler, StudySetup, finished, optimize, queued, started
 from effscale.search.rundir import RunDir
 from effscale.search.trainer import Report
 
@@ -94,8 +94,8 @@ def point_rows(point: dict[str, Any], outcome: dict[str, Any] | None, state: str
 def optuna_results(study: optuna.Study, objective: GridObjective, skipped: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per point and seed from the study's trials (interrupted attempts left out), plus skipped points."""
     rows = []
-    for trial in study.get_trials(deepcopy=False):
-        if trial.user_attrs.get("reason") == INTERRUPTED or POINT not in trial.params or not trial.state.is_finished():
+    for trial in finished(study.get_trials(deepcopy=False)):
+        if POINT not in trial.params:
             continue
         point = objective.points[trial.params[POINT]]
         rows += point_rows(point, trial.user_attrs.get("outcome"), trial.state.name, trial.user_attrs.get("reason"))

@@ -22,7 +22,7 @@ from effscale.models.notation import format_stage
 from effscale.models.spec import NetworkSpec
 from effscale.search.cost import cost_of
 from effscale.search.objective import Evaluation
-from effscale.search.optuna_runner import INTERRUPTED, StudySetup, optimize, queued, started
+from effscale.search.optuna_runner import StudySetup, finished, optimize, queued, started
 from effscale.search.reward import RewardSpec
 from effscale.search.rundir import RunDir
 from effscale.search.space import SearchSpace
@@ -101,8 +101,7 @@ def candidate_rows(number: int, spec_dict: dict[str, Any], cost: float, outcome:
 
 def nas_results(study: optuna.Study, reward: RewardSpec) -> pd.DataFrame:
     """One row per trial and seed (interrupted attempts and unfinished trials left out)."""
-    trials = [t for t in study.get_trials(deepcopy=False)
-              if t.state.is_finished() and "spec" in t.user_attrs and t.user_attrs.get("reason") != INTERRUPTED]
+    trials = [t for t in finished(study.get_trials(deepcopy=False)) if "spec" in t.user_attrs]
     return pd.DataFrame([row for t in trials for row in trial_rows(t, reward)], columns=COLUMNS)
 
 

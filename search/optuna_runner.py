@@ -1,25 +1,32 @@
 """Running a study on Optuna: storage in the run directory, worker processes, resume after a kill.
 
 The sampler, pruner and storage are Optuna's. Workers hand out trials with `study.ask()` under a
-file lock shared on one machine, so a GridSampler gives each point to exactly one worker; trials left
-RUNNING by a killed run are marked failed ("interrupted") and queued again on the next launch.
+file lock shared on one machine, so a GridSampler gives each point to exactly one worker. A trial cut off
+by a kill is failed and queued again (its retry names it in the user attribute `retry_of`): with the run
+directory's journal, which one launcher holds at a time, every trial left RUNNING at launch; with an RDB
+`--storage`, which launchers on several machines may share, only trials whose heartbeat (Optuna's, every
+`HEARTBEAT_S`) stopped more than `GRACE_S` ago, so that no launcher fails another one's live trials.
 """
 
 from __future__ import annotations
 
 import ctypes
+import itertools
 import multiprocessing
 import os
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import optuna
-from optuna.storages import JournalStorage
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import JournalStorage, RDBStorage, fail_stale_trials
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled  # what Study.optimize uses
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
@@ -28,7 +35,8 @@ from effscale.models.errors import EffscaleError
 from effscale.search.objective import Diverged, Rejected
 from effscale.search.rundir import RunDir
 
-INTERRUPTED = "interrupted"
+HEARTBEAT_S = 30
+GRACE_S = 120
 _PR_SET_PDEATHSIG = 1
 
 
@@ -48,11 +56,16 @@ class StudySetup:
     directions: tuple[str, ...] = ("maximize",)
     pruner: optuna.pruners.BasePruner | None = None
     storage_url: str | None = None
+    grace_s: int = GRACE_S
 
     def open(self) -> optuna.Study:
-        storage: Any = self.storage_url or JournalStorage(JournalFileBackend(str(RunDir(self.run_dir).journal)))
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)  # the heartbeat arguments
+                storage: Any = (RDBStorage(self.storage_url, heartbeat_interval=HEARTBEAT_S, grace_period=self.grace_s,
+                                           heartbeat_stale_trial_callback=_queue_again) if self.storage_url
+                                else JournalStorage(JournalFileBackend(str(RunDir(self.run_dir).journal))))
             return optuna.create_study(study_name=self.name, storage=storage, sampler=self.sampler,
                                        pruner=self.pruner, directions=list(self.directions), load_if_exists=True)
         except Exception as err:  # unreachable database, bad URL: one line for the user
@@ -70,10 +83,20 @@ class PointGridSampler(optuna.samplers.GridSampler):
         """Nothing: `work` stops once every point has been handed out."""
 
 
+def interrupted(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of the trials cut off by a kill: each has a retry that names it."""
+    return {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
+
+
 def started(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """Trials running or finished, leaving out attempts cut off by a kill (they are queued again)."""
-    return [t for t in trials if (t.state == TrialState.RUNNING or t.state.is_finished())
-            and t.user_attrs.get("reason") != INTERRUPTED]
+    cut_off = interrupted(trials)
+    return [t for t in trials if (t.state == TrialState.RUNNING or t.state.is_finished()) and t.number not in cut_off]
+
+
+def finished(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Finished trials, leaving out attempts cut off by a kill."""
+    return [t for t in started(trials) if t.state.is_finished()]
 
 
 def queued(trials: list[FrozenTrial]) -> bool:
@@ -82,18 +105,44 @@ def queued(trials: list[FrozenTrial]) -> bool:
 
 
 def recover_interrupted(study: optuna.Study) -> int:
-    """Fail the trials a killed run left RUNNING (reason "interrupted") and queue their parameters again."""
+    """Fail the trials a kill cut off and queue their parameters again; how many. With a heartbeat (RDB
+    storage) those whose heartbeat stopped, else (the run's own journal) every trial left RUNNING."""
+    if is_heartbeat_enabled(study._storage):
+        return recover_stale(study)
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
-        study._storage.set_trial_user_attr(trial._trial_id, "reason", INTERRUPTED)
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+        _queue_again(study, trial)
     return len(stale)
+
+
+def recover_stale(study: optuna.Study) -> int:
+    """Fail the trials whose heartbeat stopped and queue their parameters again; how many."""
+    before = len(interrupted(study.get_trials(deepcopy=False)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        fail_stale_trials(study)  # calls _queue_again on each
+    return len(interrupted(study.get_trials(deepcopy=False))) - before
+
+
+def _queue_again(study: optuna.Study, trial: FrozenTrial) -> None:
+    study.enqueue_trial(_params_of(trial), user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+
+
+def _params_of(trial: FrozenTrial) -> dict[str, Any]:
+    """A trial's parameters; for one cut off before its objective suggested them, the grid point that a
+    GridSampler gave it (recorded as its system attributes `search_space` and `grid_id`)."""
+    if trial.params or "grid_id" not in trial.system_attrs:
+        return trial.params
+    space = trial.system_attrs["search_space"]
+    values = next(itertools.islice(itertools.product(*space.values()), trial.system_attrs["grid_id"], None))
+    return dict(zip(space, values))
 
 
 def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: TrialObjective) -> None:
     try:
-        values = objective(trial)
+        with get_heartbeat_thread(trial._trial_id, study._storage):  # a no-op without heartbeat
+            values = objective(trial)
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
     except (Rejected, Diverged) as reason:
@@ -121,9 +170,13 @@ def work(setup: StudySetup, objective: TrialObjective, done: Done) -> None:
         run_dir = RunDir(setup.run_dir)
         while True:
             with run_dir.mutex("ask"):
+                if is_heartbeat_enabled(study._storage):
+                    recover_stale(study)  # another machine's launcher died: queue its trials again
                 if os.getppid() != launcher or done(study.get_trials(deepcopy=False)):
                     return
-                trial = study.ask()
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+                    trial = study.ask()  # ask/tell under the lock instead: `_run_trial` keeps the heartbeat
             _run_trial(study, trial, objective)
     except EffscaleError as err:  # bad input the launcher could not see: one line, exit status 2
         print(f"\n{setup.name} worker: error: {err}", file=sys.stderr)
@@ -151,8 +204,12 @@ def optimize(setup: StudySetup, objective: TrialObjective, done: Done, total: in
     if failed:
         raise EffscaleError(f"{len(failed)} worker process(es) stopped with an error (exit {failed[0]}); "
                             "rerun the same command to resume")
+    elsewhere = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    if elsewhere:  # only with a shared storage: another launcher's, or cut off less than `grace_s` ago
+        print(f"{elsewhere} trial(s) still running under another launcher (or cut off less than {setup.grace_s} s "
+              "ago): rerun the same command to collect them")
     return study
 
 
 def _finished(study: optuna.Study) -> int:
-    return sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished() and t.user_attrs.get("reason") != INTERRUPTED)
+    return len(finished(study.get_trials(deepcopy=False)))
