@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -25,8 +25,8 @@ from ray.tune.schedulers import ASHAScheduler
 
 from effscale.models.errors import EffscaleError
 from effscale.search.grid_search import POINT, GridObjective, GridRun, point_rows, skipped_rows
-from effscale.search.objective import Diverged, Rejected
-from effscale.search.train_config import available_cores
+from effscale.search.objective import Diverged, Evaluation, Rejected
+from effscale.search.train_config import TrainConfig, available_cores
 
 CONNECT_TIMEOUT_S = 3.0
 SNAPSHOT_PERIOD_S = "1"  # Tune's default ("auto", >= 10 s) can lose trials that finished just before a kill
@@ -34,29 +34,44 @@ SNAPSHOT_PERIOD_S = "1"  # Tune's default ("auto", >= 10 s) can lose trials that
 
 def run_ray_grid(grid_run: GridRun) -> pd.DataFrame:
     """Train every point not yet finished on Ray Tune (resuming from run_dir/ray/NAME) and return the results table."""
-    threads = grid_run.objective.evaluation.train.threads or max(1, available_cores() // grid_run.jobs)
-    objective = _with_threads(grid_run.objective, threads)
+    objective = replace(grid_run.objective, evaluation=with_trial_threads(grid_run.objective.evaluation, grid_run.jobs))
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", SNAPSHOT_PERIOD_S)  # read when `fit` starts; the user's value wins
     with ray_session(grid_run.address):
-        gpu = objective.evaluation.train.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1
         trainable = tune.with_resources(tune.with_parameters(_trial, objective=objective, per_epoch=grid_run.asha),
-                                        {"cpu": threads, "gpu": 1 if gpu else 0})
-        path = (Path(grid_run.run_dir) / "ray").resolve()
-        if tune.Tuner.can_restore(path / grid_run.name):
-            print("resuming the Ray Tune experiment in", path / grid_run.name)
-            tuner = tune.Tuner.restore(str(path / grid_run.name), trainable, resume_errored=True)
-        else:
-            tuner = tune.Tuner(trainable, param_space={POINT: tune.grid_search(list(range(len(objective.points))))},
-                               tune_config=_tune_config(grid_run), run_config=tune.RunConfig(
-                                   name=grid_run.name, storage_path=str(path), verbose=1))
-        results = tuner.fit()
+                                        trial_resources(objective.evaluation.train))
+        results = restored_or_new(Path(grid_run.run_dir), grid_run.name, trainable, lambda path: tune.Tuner(
+            trainable, param_space={POINT: tune.grid_search(list(range(len(objective.points))))},
+            tune_config=_tune_config(grid_run), run_config=tune.RunConfig(
+                name=grid_run.name, storage_path=str(path), verbose=1))).fit()
         return ray_results(results, objective, grid_run.skipped)
 
 
-def _with_threads(objective: GridObjective, threads: int) -> GridObjective:
-    """The objective with an explicit torch thread count matching the CPUs Ray gives each trial."""
-    evaluation = objective.evaluation
-    return replace(objective, evaluation=replace(evaluation, train=evaluation.train.with_(threads=threads)))
+def with_trial_threads(evaluation: Evaluation, jobs: int) -> Evaluation:
+    """`evaluation` with an explicit torch thread count: the user's, or this machine's cores / `jobs`."""
+    threads = evaluation.train.threads or max(1, available_cores() // jobs)
+    return replace(evaluation, train=evaluation.train.with_(threads=threads))
+
+
+def trial_resources(train: TrainConfig) -> dict[str, int]:
+    """What Ray reserves for one trial (inside `ray_session`): its threads as CPUs, and a GPU when the recipe
+    may use one and the cluster has one (Ray hides GPUs from trials that do not ask for them)."""
+    gpu = train.device != "cpu" and ray.cluster_resources().get("GPU", 0) >= 1
+    return {"cpu": train.num_threads, "gpu": 1 if gpu else 0}
+
+
+def restored_or_new(run_dir: Path, name: str, trainable: Any, new: Callable[[Path], tune.Tuner]) -> tune.Tuner:
+    """The Tune experiment under run_dir/ray/NAME, restored when it exists (errored trials run again), else `new(path)`."""
+    path = (run_dir / "ray").resolve()
+    if tune.Tuner.can_restore(path / name):
+        print("resuming the Ray Tune experiment in", path / name)
+        return tune.Tuner.restore(str(path / name), trainable, resume_errored=True)
+    return new(path)
+
+
+def error_line(error: BaseException) -> str:
+    """The last line of a Ray trial's error (the exception itself, after Ray's traceback)."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
 
 
 def _tune_config(grid_run: GridRun) -> tune.TuneConfig:
@@ -94,8 +109,7 @@ def ray_results(results: tune.ResultGrid, objective: GridObjective, skipped: tup
     for result in sorted(results, key=lambda result: result.config[POINT]):
         point, metrics = objective.points[result.config[POINT]], result.metrics or {}
         if result.error is not None:
-            lines = [line for line in str(result.error).splitlines() if line.strip()]
-            rows += point_rows(point, None, "FAIL", lines[-1] if lines else type(result.error).__name__)
+            rows += point_rows(point, None, "FAIL", error_line(result.error))
         elif "state" in metrics:
             outcome = json.loads(metrics["outcome"]) if "outcome" in metrics else None
             rows += point_rows(point, outcome, metrics["state"], metrics.get("reason"))

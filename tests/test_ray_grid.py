@@ -14,10 +14,15 @@ import pytest
 pytest.importorskip("ray.tune")
 
 from effscale.experiments.cli import main  # noqa: E402
+from effscale.models.spec import NetworkSpec  # noqa: E402
 from effscale.search.grid import GridConfig, enumerate_points, screen  # noqa: E402
 from effscale.search.grid_search import GridObjective, GridRun  # noqa: E402
+from effscale.search.nas_search import NasObjective, NasRun  # noqa: E402
 from effscale.search.objective import Diverged, Evaluation  # noqa: E402
 from effscale.search.proxy import proxy_spec  # noqa: E402
+from effscale.search.reward import RewardSpec  # noqa: E402
+from effscale.search.samplers import make_sampler  # noqa: E402
+from effscale.search.space import SearchSpace  # noqa: E402
 from effscale.search.train_config import TrainConfig  # noqa: E402
 from effscale.search.trainer import Report  # noqa: E402
 from tests.conftest import assert_one_line_error  # noqa: E402
@@ -102,3 +107,19 @@ def test_asha_stops_worse_points_and_failures_are_recorded(tmp_path: Path) -> No
     assert results.loc[second, "state"] == "PRUNED"  # worse at epoch 1: stopped there
     assert results.loc[second, "epochs"] == 1 and math.isclose(results.loc[second, "accuracy"], 0.8)
     assert results.loc[last, "state"] == "FAIL" and "non-finite" in results.loc[last, "reason"]
+
+
+@dataclass(frozen=True)
+class Crashing(NasObjective):
+    """A candidate whose training crashes (a bug, not a rejection or a divergence)."""
+
+    def score(self, spec: NetworkSpec, cost: float) -> tuple[dict[str, Any], float]:
+        raise RuntimeError("out of memory in the candidate")
+
+
+def test_ray_search_records_crashed_candidates(tmp_path: Path) -> None:
+    space = SearchSpace("efficientnet-b0", resolution=16)
+    objective = Crashing(space, Evaluation("synthetic", TrainConfig(epochs=1, threads=1)), RewardSpec(5e6))
+    results = NasRun(tmp_path, objective, make_sampler("random", seed=0), trials=2, backend="ray").run()
+    assert len(results) == 2 and set(results["state"]) == {"FAIL"}
+    assert results["reason"].str.contains("out of memory in the candidate").all() and (results["macs"] > 0).all()
