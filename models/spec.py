@@ -8,7 +8,7 @@ stages are stored in the block-string notation of `effscale.models.notation`.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,8 @@ class NetworkSpec:
             raise EffscaleError(f"resolution must be >= 8 pixels, got {self.resolution}")
         if self.num_classes < 1 or self.in_channels < 1 or self.stem_channels < 1 or self.head_channels < 0:
             raise EffscaleError("classes, input channels and stem channels must be >= 1, head channels >= 0")
+        if self.stem_stride < 1 or self.stem_kernel < 1 or self.stem_kernel % 2 == 0:
+            raise EffscaleError(f"stem stride must be >= 1 and stem kernel odd, got {self.stem_stride}, {self.stem_kernel}")
         if not 0 <= self.dropout < 1 or not 0 <= self.drop_connect < 1:
             raise EffscaleError("dropout and drop-connect rates must lie in [0, 1)")
         if self.num_blocks > MAX_BLOCKS:
@@ -113,13 +115,18 @@ class NetworkSpec:
     def from_dict(cls, data: dict[str, Any]) -> NetworkSpec:
         from effscale.models.notation import parse_stage
 
+        if not isinstance(data, dict):
+            raise EffscaleError(f"a spec must be a JSON object, got {data!r}")
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:
             raise EffscaleError(f"unknown spec field(s): {', '.join(sorted(unknown))}")
         if "name" not in data or "stages" not in data:
             raise EffscaleError("a spec needs at least 'name' and 'stages'")
-        stages = tuple(parse_stage(s) if isinstance(s, str) else StageSpec(**s) for s in data["stages"])
+        if not isinstance(data["stages"], list):
+            raise EffscaleError("spec field 'stages' must be a list of block strings or stage objects")
+        _check_types(cls, {key: value for key, value in data.items() if key != "stages"})
+        stages = tuple(parse_stage(s) if isinstance(s, str) else _stage_from_dict(s) for s in data["stages"])
         return cls(**{**data, "stages": stages})
 
     def to_json(self) -> str:
@@ -131,10 +138,8 @@ class NetworkSpec:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise EffscaleError(f"not a valid spec JSON: {err}") from None
-        if not isinstance(data, dict):
-            raise EffscaleError("a spec JSON must be an object")
         # A run's best.json wraps the spec; accept it directly.
-        return cls.from_dict(data.get("spec", data))
+        return cls.from_dict(data.get("spec", data) if isinstance(data, dict) else data)
 
     def save(self, path: Path) -> None:
         Path(path).write_text(self.to_json() + "\n")
@@ -146,3 +151,27 @@ class NetworkSpec:
         except OSError as err:
             raise EffscaleError(f"cannot read spec file {path}: {err.strerror}") from None
         return cls.from_json(text)
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _check_types(cls: type, data: dict[str, Any]) -> None:
+    """Raise `EffscaleError` unless each value has its field's type (JSON true is not a number)."""
+    for name, value in data.items():
+        expected = _JSON_TYPES[cls.__dataclass_fields__[name].type]
+        if not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+            raise EffscaleError(f"spec field {name!r} must be {cls.__dataclass_fields__[name].type}, got {value!r}")
+
+
+def _stage_from_dict(data: object) -> StageSpec:
+    if not isinstance(data, dict):
+        raise EffscaleError(f"a stage must be a block string or an object, got {data!r}")
+    missing = [name for name, field in StageSpec.__dataclass_fields__.items()
+               if field.default is MISSING and name not in data]
+    unknown = set(data) - set(StageSpec.__dataclass_fields__)
+    if missing or unknown:
+        raise EffscaleError(f"stage {data}: missing field(s) {', '.join(missing) or 'none'}, "
+                            f"unknown field(s) {', '.join(sorted(unknown)) or 'none'}")
+    _check_types(StageSpec, data)
+    return StageSpec(**data)

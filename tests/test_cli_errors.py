@@ -56,3 +56,19 @@ def test_zero_threads(cli) -> None:
 def test_batch_larger_than_training_images(cli) -> None:
     status, _, err = cli("train", "--dataset", "synthetic:300", "--val-size", "100", "--batch-size", "256")
     assert_one_line_error(status, err, "batch size 256 is larger than the 200 training images")
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('{"name": "n", "stages": [{"block": "mb"}]}', "missing field(s) repeats, kernel, stride, out_channels"),
+    ('{"name": "n", "stages": ["mb_r1_k3_s1_o16"], "resolution": "224"}', "'resolution' must be int, got '224'"),
+    ('{"name": "n", "stages": [{"block": "mb", "repeats": 1, "kernel": 3, "stride": 1, "out_channels": 8, "skip": 1}]}',
+     "'skip' must be bool, got 1"),
+    ('{"name": "n", "stages": "mb_r1_k3_s1_o16"}', "'stages' must be a list"),
+    ('{"name": "n", "stages": [5]}', "a stage must be a block string or an object, got 5"),
+    ('{"spec": 5}', "a spec must be a JSON object, got 5"),
+    ('{"name": "n", "stages": ["mb_r1_k3_s1_o16"], "stem_kernel": 2}', "stem kernel odd"),
+])
+def test_malformed_spec_json_is_one_line(cli, tmp_path, text: str, fragment: str) -> None:
+    path = tmp_path / "net.json"
+    path.write_text(text)
+    assert_one_line_error(*cli("count", str(path))[::2], fragment)
