@@ -24,6 +24,7 @@ the canonical form (r, k, s, e, o, then se, noskip, pw when set) and `parse_stag
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from effscale.models.errors import EffscaleError
 from effscale.models.spec import BLOCK_TYPES, StageSpec
@@ -34,9 +35,9 @@ _INTEGER_KEYS = {"r", "k", "s", "o"}
 
 
 def _number(text: str) -> str:
-    """Shortest exact text for a number: 6.0 -> '6', 0.25 -> '0.25'."""
+    """Shortest exact text for a number, never in exponent form: 6.0 -> '6', 0.25 -> '0.25', 1e-05 -> '0.00001'."""
     value = float(text)
-    return str(int(value)) if value.is_integer() else repr(value)
+    return str(int(value)) if value.is_integer() else format(Decimal(repr(value)), "f")
 
 
 def _stride(value: str, source: str) -> int:

@@ -55,8 +55,10 @@ def human(n: float) -> str:
     for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(n) >= scale:
             value = n / scale
-            digits = f"{value:.{2 if abs(value) < 10 else 1}f}".rstrip("0").rstrip(".")
-            return digits + unit
+            digits = f"{value:.{2 if abs(value) < 10 else 1}f}"
+            if abs(float(digits)) >= 1000 and unit != "T":  # 999,990 rounds to 1000.0K: that is 1M
+                return human(math.copysign(1000 * scale, n))
+            return digits.rstrip("0").rstrip(".") + unit
     return f"{n:.0f}" if float(n).is_integer() else f"{n:.4g}"
 
 

@@ -15,7 +15,11 @@ Rule = Callable[[float], Coefficients]
 
 def family(spec: NetworkSpec, rule: Rule, phis: Iterable[float]) -> list[tuple[float, Coefficients, NetworkSpec]]:
     """(phi, coefficients, scaled spec) for each phi."""
-    return [(phi, rule(phi), apply(spec, rule(phi))) for phi in phis]
+    members = []
+    for phi in phis:
+        coefficients = rule(phi)
+        members.append((phi, coefficients, apply(spec, coefficients)))
+    return members
 
 
 def family_table(spec: NetworkSpec, rule: Rule, phis: Iterable[float]) -> pd.DataFrame:

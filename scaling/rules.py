@@ -50,6 +50,7 @@ def single(dimension: str, value: float) -> Coefficients:
 
 
 def apply(spec: NetworkSpec, coefficients: Coefficients) -> NetworkSpec:
-    """`spec` scaled by `coefficients` under the official rounding rules."""
-    resolution = round_resolution(spec.resolution, coefficients.resolution)
+    """`spec` scaled by `coefficients` under the official rounding rules (a resolution factor of 1 keeps the
+    baseline's resolution, also one that is not a multiple of 4)."""
+    resolution = spec.resolution if coefficients.resolution == 1 else round_resolution(spec.resolution, coefficients.resolution)
     return scaled(spec, coefficients.depth, coefficients.width, resolution, coefficients.dropout)

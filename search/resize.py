@@ -62,6 +62,3 @@ class ResizeCache:
             self._entries.popitem(last=False)  # free memory before allocating the new tensor
         self._entries[key] = resized(data.images, resolution, channels)
         return self._entries[key]
-
-    def clear(self) -> None:
-        self._entries.clear()

@@ -31,8 +31,8 @@ def test_flags_and_defaults() -> None:
     kernel=st.sampled_from([1, 3, 5, 7]),
     stride=st.integers(1, 2),
     out=st.integers(1, 2048),
-    expansion=st.sampled_from([0.25, 1.0, 3.0, 4.0, 6.0, 2.5]),
-    se=st.sampled_from([0.0, 0.25, 0.125]),
+    expansion=st.one_of(st.sampled_from([0.25, 1.0, 3.0, 4.0, 6.0, 2.5]), st.floats(1e-9, 1e6)),
+    se=st.one_of(st.sampled_from([0.0, 0.25, 0.125, 1e-05]), st.floats(0, 1)),
     skip=st.booleans(),
     pw=st.booleans(),
 )

@@ -106,8 +106,8 @@ def test_pareto_front_exact_members() -> None:
 
 
 def test_human_counts() -> None:
-    assert [human(n) for n in (385.8e6, 1.83e9, 6e8, 5_288_548, 999, math.nan)] == [
-        "385.8M", "1.83G", "600M", "5.29M", "999", ""]
+    assert [human(n) for n in (385.8e6, 1.83e9, 6e8, 5_288_548, 999, 999_990, 995_000, math.nan)] == [
+        "385.8M", "1.83G", "600M", "5.29M", "999", "1M", "995K", ""]
 
 
 def test_to_markdown_table(agg: pd.DataFrame) -> None:

@@ -11,6 +11,7 @@ from effscale.models.complexity import count
 from effscale.models.errors import EffscaleError
 from effscale.models.zoo import get_model
 from effscale.scaling.inverse import phi_for_macs
+from effscale.scaling.matching import point
 from effscale.scaling.rounding import round_filters, round_repeats, round_resolution
 from effscale.scaling.rules import Coefficients, apply, compound, official
 from tests.conftest import reference_rows
@@ -32,6 +33,13 @@ def test_round_repeats_and_resolution() -> None:
     assert round_resolution(224, 1.15) == 256  # 257.6 -> nearest multiple of 4
     assert round_resolution(224, 240 / 224) == 240
     assert round_resolution(32, 0.1) == 8
+
+
+def test_a_resolution_factor_of_one_keeps_the_baseline() -> None:
+    baseline = get_model("efficientnet-b0").with_(resolution=30)
+    assert apply(baseline, Coefficients()).resolution == 30
+    assert point(baseline, Coefficients(), "baseline", "baseline")["macs_ratio"] == 1.0
+    assert apply(baseline, Coefficients(resolution=1.1)).resolution == 32
 
 
 def test_compound_formula_any_phi() -> None:
