@@ -139,8 +139,7 @@ def run(args: argparse.Namespace) -> int:
                 "train": identity_of(train), "seeds": args.seeds, "reward": reward.__dict__,
                 "max_macs": args.max_macs, "searcher": args.searcher, "population": args.population,
                 "tournament": args.tournament, "backend": args.backend}
-    resuming = run_dir.prepare("nas", identity, {"trials": args.trials, "jobs": args.jobs, "threads": args.threads})
-    with run_dir.lock():
+    with run_dir.claim("nas", identity, {"trials": args.trials, "jobs": args.jobs, "threads": args.threads}) as resuming:
         print(f"search space: {space.size():.3g} architectures around {args.reference} at {args.resolution} px; "
               f"reward ACC * ({args.cost} / {target:.4g})^{'hard' if args.hard else f'{args.w:g}'}; "
               f"{args.trials} trials of {args.searcher}" + ("; resuming" if resuming else ""))

@@ -48,10 +48,9 @@ def run_points(args: argparse.Namespace, kind: str, out: Path, baseline: Network
     full_identity = {"baseline": baseline.to_dict(), "dataset": args.dataset, "points": [p["label"] for p in points],
                      "train": identity_of(train), "seeds": args.seeds, "backend": args.backend,
                      "multi_fidelity": args.prune or args.asha, **(identity or {})}
-    resuming = run_dir.prepare(kind, full_identity, {"jobs": args.jobs, "threads": args.threads})
-    print(f"{len(points)} points to train in {run_dir.path}" + (" (resuming)" if resuming else ""))
     objective = GridObjective(tuple(points), baseline, Evaluation(args.dataset, train, seeds=args.seeds),
                               prune=args.prune or args.asha)
-    with run_dir.lock():
+    with run_dir.claim(kind, full_identity, {"jobs": args.jobs, "threads": args.threads}) as resuming:
+        print(f"{len(points)} points to train in {run_dir.path}" + (" (resuming)" if resuming else ""))
         return GridRun(run_dir.path, objective, tuple(skipped), args.backend, args.jobs, args.storage,
                        args.address, args.asha, name=kind).run()

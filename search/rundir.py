@@ -29,8 +29,10 @@ class RunDir:
     best = property(lambda self: self.path / "best.json")
     plots = property(lambda self: self.path / "plots")
 
-    def prepare(self, kind: str, identity: dict[str, Any], extra: dict[str, Any] | None = None) -> bool:
-        """Create the directory or check it belongs to the same command; True when resuming.
+    @contextmanager
+    def claim(self, kind: str, identity: dict[str, Any], extra: dict[str, Any] | None = None) -> Iterator[bool]:
+        """Create the directory, hold its launcher lock (a second launcher is refused, not kept waiting) and
+        check that it belongs to the same command; yields True when resuming.
 
         `identity` holds what defines the run (baseline, dataset, grid, budget); `extra` is recorded
         but may change between reruns (jobs, threads).
@@ -39,25 +41,28 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise EffscaleError(f"cannot create run directory {self.path}: {err.strerror}") from None
-        record = {"kind": kind, "identity": json.loads(json.dumps(identity))}
-        if self.config.exists():
-            try:
-                previous = json.loads(self.config.read_text())
-            except json.JSONDecodeError:
-                raise EffscaleError(f"{self.config} is corrupt: remove it or use another --out") from None
-            if {key: previous.get(key) for key in record} != record:
-                changed = _differences(previous.get("identity", {}), record["identity"])
-                if previous.get("kind") != kind:
-                    changed = [f"made by 'effscale {previous.get('kind')}'"]
-                raise EffscaleError(
-                    f"run directory {self.path} was made by a different command ({'; '.join(changed)}): "
-                    "use another --out or the original options")
-            return True
-        self.config.write_text(json.dumps({**record, "extra": extra or {}}, indent=2) + "\n")
-        return False
+        with self._lock("launcher"):
+            yield self._check_identity({"kind": kind, "identity": json.loads(json.dumps(identity))}, extra or {})
+
+    def _check_identity(self, record: dict[str, Any], extra: dict[str, Any]) -> bool:
+        """True when config.json holds `record`; raise when it holds another; write it when there is none."""
+        if not self.config.exists():
+            self.write_json(self.config, {**record, "extra": extra})
+            return False
+        try:
+            previous = json.loads(self.config.read_text())
+        except json.JSONDecodeError:
+            raise EffscaleError(f"{self.config} is corrupt: remove it or use another --out") from None
+        if {key: previous.get(key) for key in record} != record:
+            changed = _differences(previous.get("identity", {}), record["identity"])
+            if previous.get("kind") != record["kind"]:
+                changed = [f"made by 'effscale {previous.get('kind')}'"]
+            raise EffscaleError(f"run directory {self.path} was made by a different command ({'; '.join(changed)}): "
+                                "use another --out or the original options")
+        return True
 
     @contextmanager
-    def lock(self, name: str = "launcher") -> Iterator[None]:
+    def _lock(self, name: str) -> Iterator[None]:
         """An exclusive lock file in the directory; a second holder is refused, not kept waiting."""
         handle = open(self.path / f".{name}.lock", "w")
         try:

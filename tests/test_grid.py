@@ -21,6 +21,7 @@ from effscale.scaling.rules import apply, compound
 from effscale.search.grid import GridConfig, constraint_values, enumerate_points, screen
 from effscale.search.optuna_runner import StudySetup, optimize
 from effscale.search.proxy import proxy_spec
+from effscale.search.rundir import RunDir
 from tests.conftest import assert_one_line_error
 
 TINY = ["--dataset", "synthetic:600", "--epochs", "1", "--subset", "400", "--val-size", "150", "--batch-size", "32"]
@@ -172,3 +173,11 @@ def test_worker_bad_input_stops_it_with_status_2(tmp_path: Path) -> None:
     setup = StudySetup(tmp_path, "probe", optuna.samplers.RandomSampler(seed=0))
     with pytest.raises(EffscaleError, match=r"1 worker process\(es\) stopped with an error \(exit 2\)"):
         optimize(setup, BadInputObjective(), done=after_one_trial, total=1)
+
+
+def test_a_second_launcher_on_the_same_directory_is_refused(cli, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with RunDir(out).claim("grid", {"held": "by another launcher"}):
+        status, _, err = cli("grid", "--out", str(out), "--step", "0.1", *TINY)
+    assert_one_line_error(status, err, "is in use by another effscale process")
+    assert json.loads((out / "config.json").read_text())["identity"] == {"held": "by another launcher"}
