@@ -12,7 +12,15 @@ from matplotlib.figure import Figure
 
 from effscale.reports.markdown import image_link, write_report
 from effscale.reports.pareto import pareto_front
-from effscale.reports.plots import ACCURACY_LABEL, MACS_LABEL, STYLE, macs_axis, plot_reward_vs_trial, save_figure
+from effscale.reports.plots import (
+    ACCURACY_LABEL,
+    MACS_LABEL,
+    STYLE,
+    draw_pareto,
+    macs_axis,
+    plot_reward_vs_trial,
+    save_figure,
+)
 from effscale.reports.tables import aggregate, completed, human, to_markdown
 
 COST_LABELS = {"macs": MACS_LABEL, "params": "parameters", "acts": "activations",
@@ -41,13 +49,11 @@ def candidates(results: pd.DataFrame) -> pd.DataFrame:
 def plot_cost_vs_accuracy(table: pd.DataFrame, cost_name: str, target: float, path_stem: Path,
                           title: str | None = None) -> list[Path]:
     """Mean accuracy of each candidate against its COST (log axis), the Pareto front and the target T."""
-    front = table[table["pareto"]].sort_values("cost")
     with mpl.rc_context(STYLE):
         fig = Figure(figsize=(6.4, 3.8), layout="constrained")
         ax = fig.subplots()
         ax.scatter(table["cost"], 100 * table["accuracy_mean"], s=18, alpha=0.7, label="candidate")
-        ax.step(front["cost"], 100 * front["accuracy_mean"], where="post", linestyle="--", color="0.3",
-                marker="o", markersize=4, label="Pareto front")
+        draw_pareto(ax, table, cost="cost", marker="o", markersize=4)
         ax.axvline(target, color="tab:red", linestyle=":", label="target T")
         macs_axis(ax)  # log axis, compact tick labels
         ax.set_xlabel(COST_LABELS[cost_name])

@@ -73,7 +73,7 @@ def accuracy_vs_macs_figure(
             for name in names:
                 _draw_series(ax, shown[shown["series"] == name], _rule(name), colours[_rule(name)], connect)
             if pareto:
-                _draw_pareto(ax, shown)
+                draw_pareto(ax, shown)
             macs_axis(ax)
             ax.grid(True, which="both", alpha=0.3)
             if panels:
@@ -261,10 +261,11 @@ def _square(x: float, y: float, half: float) -> Bbox:
     return Bbox.from_extents(x - half, y - half, x + half, y + half)
 
 
-def _draw_pareto(ax: Axes, points: pd.DataFrame) -> None:
-    front = pareto_front(points)
-    ax.step(front["macs"], 100 * front["accuracy_mean"], where="post", linestyle="--", color="0.3",
-            linewidth=1.2, label="Pareto front", zorder=1)
+def draw_pareto(ax: Axes, points: pd.DataFrame, cost: str = "macs", **style: Any) -> None:
+    """The Pareto front of the points' mean accuracy against `cost`: a dashed step line."""
+    front = pareto_front(points, cost=cost)
+    ax.step(front[cost], 100 * front["accuracy_mean"], where="post", label="Pareto front",
+            **{"linestyle": "--", "color": "0.3", "linewidth": 1.2, "zorder": 1, **style})
 
 
 def _point_texts(points: pd.DataFrame) -> list[str]:

@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial
 
 from effscale.models.spec import NetworkSpec
 from effscale.scaling.rules import Coefficients, apply, compound
+from effscale.search.best import best_rows, seed_summary
 from effscale.search.objective import Evaluation
 from effscale.search.optuna_runner import PointGridSampler, StudySetup, finished, optimize, queued, started
 from effscale.search.rundir import RunDir
@@ -144,17 +145,14 @@ class GridRun:
 
 def write_best(run_dir: RunDir, results: pd.DataFrame, baseline: NetworkSpec) -> None:
     """Step 1's best.json: the best point's alpha, beta, gamma and accuracy, the baseline, the spec at phi = 1."""
-    complete = results[results["state"] == "COMPLETE"]
-    if complete.empty:
+    rows = best_rows(results, "accuracy")
+    if rows is None:
         return
-    by_point = complete.groupby("label")["accuracy"].agg(["mean", "std", "count"]).fillna({"std": 0.0})
-    label = by_point["mean"].idxmax()
-    row = complete[complete["label"] == label].iloc[0]
+    row = rows.iloc[0]
     alpha, beta, gamma = float(row["alpha"]), float(row["beta"]), float(row["gamma"])
     run_dir.write_json(run_dir.best, {
-        "alpha": alpha, "beta": beta, "gamma": gamma, "label": label,
-        "accuracy_mean": float(by_point.loc[label, "mean"]), "accuracy_std": float(by_point.loc[label, "std"]),
-        "n_seeds": int(by_point.loc[label, "count"]), "macs": int(row["macs"]), "params": int(row["params"]),
+        "alpha": alpha, "beta": beta, "gamma": gamma, "label": row["label"], **seed_summary(rows),
+        "macs": int(row["macs"]), "params": int(row["params"]),
         "baseline": baseline.to_dict(),
         "spec": apply(baseline, compound(alpha, beta, gamma, 1.0)).to_dict(),
     })

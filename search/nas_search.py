@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial
 from effscale.models.complexity import count
 from effscale.models.notation import format_stage
 from effscale.models.spec import NetworkSpec
+from effscale.search.best import best_rows, seed_summary
 from effscale.search.cost import cost_of
 from effscale.search.objective import Evaluation
 from effscale.search.optuna_runner import StudySetup, finished, optimize, queued, started
@@ -107,18 +108,13 @@ def nas_results(study: optuna.Study, reward: RewardSpec) -> pd.DataFrame:
 
 def write_best(run_dir: RunDir, results: pd.DataFrame, specs: dict[int, dict[str, Any]], reward: RewardSpec) -> None:
     """best.json: the candidate with the highest mean reward, its scores and its spec (under "spec")."""
-    complete = results[results["state"] == "COMPLETE"]
-    if complete.empty:
+    rows = best_rows(results, "reward")
+    if rows is None:
         return
-    by_label = complete.groupby("label")["reward"].mean()
-    label = by_label.idxmax()
-    rows = complete[complete["label"] == label]
     first = rows.iloc[0]
     run_dir.write_json(run_dir.best, {
-        "label": label, "trial": int(first["trial"]), "reward": float(by_label[label]),
-        "accuracy_mean": float(rows["accuracy"].mean()),
-        "accuracy_std": float(rows["accuracy"].std(ddof=1)) if len(rows) > 1 else 0.0,
-        "n_seeds": len(rows), "cost": float(first["cost"]), "reward_settings": reward.__dict__,
+        "label": first["label"], "trial": int(first["trial"]), "reward": float(rows["reward"].mean()),
+        **seed_summary(rows), "cost": float(first["cost"]), "reward_settings": reward.__dict__,
         "params": int(first["params"]), "macs": int(first["macs"]), "stages": first["stages"],
         "spec": specs[int(first["trial"])],
     })
