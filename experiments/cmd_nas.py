@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from effscale.experiments.options import parse_number
+from effscale.experiments.options import finite_float, parse_list, parse_number
 from effscale.experiments.output import print_table
 from effscale.experiments.training_options import add_training_arguments, identity_of, train_config_from_args
 from effscale.models.errors import EffscaleError
@@ -65,12 +63,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="the stages the space is built around (default efficientnet-b0)")
     space.add_argument("--resolution", type=int, default=DEFAULT_PROXY["resolution"],
                        help=f"input resolution of the candidates (default {DEFAULT_PROXY['resolution']})")
-    space.add_argument("--ops", type=_list(str), help="ConvOps among cn, ds, mb3, mb6 (default all), e.g. mb3,mb6")
-    space.add_argument("--kernels", type=_list(int), help="default 3,5")
-    space.add_argument("--se-ratios", type=_list(float), help="default 0,0.25")
-    space.add_argument("--skips", type=_list(str), help="among identity, none (default both)")
-    space.add_argument("--widths", type=_list(float), help="output filters x the reference's (default 0.75,1,1.25)")
-    space.add_argument("--layer-deltas", type=_list(int), help="layers added to the reference's (default -1,0,1)")
+    space.add_argument("--ops", type=parse_list(str, "names"), help="ConvOps among cn, ds, mb3, mb6 (default all), e.g. mb3,mb6")
+    space.add_argument("--kernels", type=parse_list(int, "integers"), help="default 3,5")
+    space.add_argument("--se-ratios", type=parse_list(finite_float, "finite numbers"), help="default 0,0.25")
+    space.add_argument("--skips", type=parse_list(str, "names"), help="among identity, none (default both)")
+    space.add_argument("--widths", type=parse_list(finite_float, "finite numbers"), help="output filters x the reference's (default 0.75,1,1.25)")
+    space.add_argument("--layer-deltas", type=parse_list(int, "integers"), help="layers added to the reference's (default -1,0,1)")
     search = parser.add_argument_group("search")
     search.add_argument("--searcher", choices=SEARCHERS, default="tpe",
                         help="tpe (default), nsga2 (accuracy vs cost, Pareto front), random, evolution (regularized)")
@@ -93,17 +91,6 @@ def _signed_number(text: str) -> float:
     """A number with an optional K/M/G suffix; the sign is kept so that the range check can name the problem."""
     negative = text.strip().startswith("-")
     return (-1 if negative else 1) * parse_number(text.strip().removeprefix("-"))
-
-
-def _list(cast: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
-    """'3,5' -> (3, 5) by `cast`; '' -> () (an empty choice, refused by the search space)."""
-    def parse(text: str) -> tuple[Any, ...]:
-        try:
-            return tuple(cast(part.strip()) for part in text.split(",") if part.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a comma-separated list of {cast.__name__}: {text!r}") from None
-
-    return parse
 
 
 def space_from_args(args: argparse.Namespace) -> SearchSpace:

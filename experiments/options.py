@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
@@ -15,6 +18,8 @@ from effscale.search.proxy import proxy_spec
 PROXY = "proxy"
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
+
+T = TypeVar("T")
 
 def add_model_arguments(parser: argparse.ArgumentParser, model_default: str | None = None) -> None:
     """MODEL (a named model or a spec JSON file) and the coefficient overrides."""
@@ -65,12 +70,27 @@ def parse_number(text: str) -> float:
     return float(match[1]) * _SUFFIXES[match[2].upper()]
 
 
-def parse_float_list(text: str) -> list[float]:
-    """'0,1,2.5' -> [0.0, 1.0, 2.5]."""
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("the list is empty")
-    return values
+def parse_list(cast: Callable[[str], T], what: str) -> Callable[[str], tuple[T, ...]]:
+    """An argparse type for comma-separated `what`: '3,5' -> (3, 5) by `cast`; refuses an empty list or element."""
+    def parse(text: str) -> tuple[T, ...]:
+        parts = [part.strip() for part in text.split(",")]
+        if not all(parts):
+            raise argparse.ArgumentTypeError(f"an empty element in the list {text!r}" if text.strip() else "the list is empty")
+        try:
+            return tuple(cast(part) for part in parts)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a comma-separated list of {what}: {text!r}") from None
+
+    return parse
+
+
+def finite_float(text: str) -> float:
+    """float(text), refusing nan and inf (ValueError)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"not finite: {text}")
+    return value
+
+
+parse_float_list = parse_list(finite_float, "finite numbers")
+"""'0,1,2.5' -> (0.0, 1.0, 2.5)."""

@@ -72,3 +72,9 @@ def test_malformed_spec_json_is_one_line(cli, tmp_path, text: str, fragment: str
     path = tmp_path / "net.json"
     path.write_text(text)
     assert_one_line_error(*cli("count", str(path))[::2], fragment)
+
+
+@pytest.mark.parametrize("phi, fragment", [("1,,2", "an empty element in the list '1,,2'"), ("nan", "finite numbers"),
+                                            ("inf", "finite numbers"), ("", "the list is empty")])
+def test_bad_phi_lists(cli, phi: str, fragment: str) -> None:
+    assert_one_line_error(*cli("scale", "efficientnet-b0", "--official", "--phi", phi)[::2], fragment)

@@ -131,8 +131,10 @@ def test_ray_backend_writes_the_same_outputs_and_resumes(tmp_path: Path) -> None
     (["--target-macs=-2M"], ["target T must be > 0"]),
     (["--w", "0.07"], ["w must be <= 0"]),
     (["--searcher", "annealing"], ["invalid choice", "'annealing'"]),
-    (["--ops", ""], ["search space is empty"]),
-    (["--kernels", "3,x"], ["not a comma-separated list of int"]),
+    (["--ops", ""], ["the list is empty"]),
+    (["--ops", "mb3,,mb6"], ["an empty element in the list 'mb3,,mb6'"]),
+    (["--kernels", "3,x"], ["not a comma-separated list of integers"]),
+    (["--widths", "nan"], ["not a comma-separated list of finite numbers"]),
     (["--address", "127.0.0.1:1"], ["--address needs --backend ray"]),
 ])
 def test_bad_input_is_one_line(tmp_path: Path, cli, extra: list[str], fragments: list[str]) -> None:
