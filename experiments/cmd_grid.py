@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from effscale.experiments.options import load_model
+from effscale.experiments.options import finite_float, load_model, nonempty_path
 from effscale.experiments.output import print_table
 from effscale.experiments.sweep import SWEEP_DEFAULTS, add_execution_arguments, run_points
 from effscale.experiments.training_options import add_training_arguments
@@ -33,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("grid", help="Step 1: grid search alpha, beta, gamma under alpha*beta^2*gamma^2 ~ 2",
                                    description=__doc__, epilog=EXAMPLES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, type=Path, help="run directory (created, or resumed)")
+    parser.add_argument("--out", required=True, type=nonempty_path, help="run directory (created, or resumed)")
     parser.add_argument("--baseline", default="proxy",
                         help="proxy (default: see search/proxy.py), a named model or a spec JSON file")
     parser.add_argument("--resolution", type=int, help="baseline resolution in pixels (default: the baseline's)")
@@ -53,15 +52,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _range(text: str) -> tuple[float, float]:
     try:
-        low, high = (float(part) for part in text.split(","))
+        low, high = (finite_float(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH (finite numbers), got {text!r}") from None
     return low, high
 
 
 def baseline_from_args(name: str, resolution: int | None) -> NetworkSpec:
     spec = load_model(name)
-    return spec.with_(resolution=resolution) if resolution else spec
+    return spec if resolution is None else spec.with_(resolution=resolution)
 
 
 def run(args: argparse.Namespace) -> int:

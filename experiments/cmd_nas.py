@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+
+import pandas as pd
 
 from effscale.experiments.options import finite_float, parse_list, parse_number
 from effscale.experiments.output import print_table
@@ -16,7 +19,7 @@ from effscale.search.datasets import load_dataset
 from effscale.search.nas_search import NasObjective, NasRun
 from effscale.search.objective import Evaluation
 from effscale.search.proxy import DEFAULT_PROXY
-from effscale.search.reward import RewardSpec
+from effscale.search.reward import W_MIN, RewardSpec
 from effscale.search.rundir import RunDir
 from effscale.search.samplers import MULTI_OBJECTIVE, SEARCHERS, make_sampler
 from effscale.search.space import CHOICE_FIELDS, SearchSpace
@@ -53,11 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reward = parser.add_argument_group("reward")
     reward.add_argument("--target-macs", "--target", dest="target", type=_signed_number, metavar="T",
                         help="T in the unit of --cost, e.g. 6M (default: the reference's COST at --resolution)")
-    reward.add_argument("--w", type=float, default=-0.07, help="exponent w <= 0 of the soft reward (default -0.07)")
+    reward.add_argument("--w", type=float, default=-0.07,
+                        help=f"exponent w of the soft reward, in [{W_MIN:g}, 0] (default -0.07)")
     reward.add_argument("--hard", action="store_true", help="hard constraint: w = 0 at or under T, -1 above")
     reward.add_argument("--cost", choices=tuple(COSTS), default="macs",
                         help="COST: macs (paper FLOPS, default), params, acts, or latency (ms, measured here)")
-    reward.add_argument("--max-macs", type=parse_number, metavar="CAP", help="reject candidates over this many MACs before training")
+    reward.add_argument("--max-macs", type=_signed_number, metavar="CAP",
+                        help="reject candidates over this many MACs before training (> 0)")
     space = parser.add_argument_group("search space")
     space.add_argument("--reference", choices=REFERENCES, default="efficientnet-b0",
                        help="the stages the space is built around (default efficientnet-b0)")
@@ -109,6 +114,8 @@ def _check(args: argparse.Namespace) -> None:
         raise EffscaleError("--storage is an Optuna option: Ray Tune keeps its state under the run directory")
     if min(args.trials, args.seeds, args.jobs, args.top) < 1:
         raise EffscaleError("--trials, --seeds, --jobs and --top must be >= 1")
+    if args.max_macs is not None and not (math.isfinite(args.max_macs) and args.max_macs > 0):
+        raise EffscaleError(f"--max-macs must be a finite number > 0, got {args.max_macs:g}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,6 +143,19 @@ def run(args: argparse.Namespace) -> int:
                     "dataset": args.dataset, "cost": args.cost, "target": target, "w": args.w, "hard": args.hard,
                     "max_macs": args.max_macs, "trials": args.trials, "seeds": args.seeds}
         topk = write_nas_report(run_dir.path, results, settings, args.top)
-    print_table(topk[["trial", "label", "reward_mean", "accuracy_mean", "accuracy_std", "n_seeds", "cost", "macs", "params"]])
-    print(f"results: {run_dir.results}\nbest:    {run_dir.best}\nreport:  {run_dir.path / 'report.md'}")
+    _print_summary(run_dir, results, topk)
     return 0
+
+
+def _print_summary(run_dir: RunDir, results: pd.DataFrame, topk: pd.DataFrame) -> None:
+    """The top-k table and the output paths; one line instead when no candidate finished training."""
+    report = run_dir.path / "report.md"
+    if topk.empty:
+        print(f"no candidate finished training ({results['trial'].nunique()} trial(s) rejected or failed): "
+              f"the reasons are in {report} and {run_dir.results}")
+        return
+    print_table(topk[["trial", "label", "reward_mean", "accuracy_mean", "accuracy_std", "n_seeds", "cost", "macs", "params"]])
+    print(f"results: {run_dir.results}")
+    if run_dir.best.is_file():
+        print(f"best:    {run_dir.best}")
+    print(f"report:  {report}")

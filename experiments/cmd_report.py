@@ -10,6 +10,7 @@ import pandas as pd
 
 from effscale.experiments.cmd_figure import EXPERIMENT_FILE, write_experiment_report
 from effscale.experiments.named import load_experiment
+from effscale.experiments.options import nonempty_path
 from effscale.experiments.output import print_table
 from effscale.models.errors import EffscaleError
 from effscale.reports.nas_report import write_nas_report
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("report", help="write plots (PNG, SVG) and report.md for a run directory",
                                    description=__doc__, epilog=EXAMPLES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run directory with a results.csv")
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=nonempty_path, help="a run directory with a results.csv")
     parser.set_defaults(run=run)
 
 
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         results = pd.read_csv(run_dir.results)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         raise EffscaleError(f"{run_dir.results} is corrupt") from None
+    check_results(results, run_dir.results)
     experiment_file = run_dir.path / EXPERIMENT_FILE
     if experiment_file.is_file():
         recorded = _json(experiment_file)
@@ -59,6 +61,16 @@ def run(args: argparse.Namespace) -> int:
     print_table(table.head(20))
     print(f"report: {run_dir.path / 'report.md'}")
     return 0
+
+
+def check_results(results: pd.DataFrame, path: Path) -> None:
+    """Raise unless `results` has the columns every report reads, the numeric ones numeric."""
+    missing = [column for column in ("label", "state", "accuracy", "macs") if column not in results]
+    if missing:
+        raise EffscaleError(f"{path} is corrupt: no column {', '.join(missing)}")
+    for column in ("accuracy", "macs"):
+        if not pd.api.types.is_numeric_dtype(results[column]):
+            raise EffscaleError(f"{path} is corrupt: column {column} holds non-numbers")
 
 
 def _json(path: Path) -> dict:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from functools import partial
 
-from effscale.experiments.options import load_model, parse_float_list
+from effscale.experiments.options import load_model, nonempty_path, parse_float_list
 from effscale.experiments.output import print_table
 from effscale.models.errors import EffscaleError
 from effscale.models.zoo import baseline_of
@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rule = parser.add_mutually_exclusive_group(required=True)
     rule.add_argument("--official", action="store_true", help="the released B0..B7 coefficient table (phi = N -> bN)")
     rule.add_argument("--alpha", type=float, help="depth base: d = alpha^phi (>= 1)")
-    rule.add_argument("--from", dest="run_dir", metavar="RUN_DIR", help="alpha, beta, gamma found by a grid run")
+    rule.add_argument("--from", dest="run_dir", metavar="RUN_DIR", type=nonempty_path,
+                      help="alpha, beta, gamma found by a grid run")
     parser.add_argument("--beta", type=float, help="width base: w = beta^phi (>= 1)")
     parser.add_argument("--gamma", type=float, help="resolution base: r = gamma^phi (>= 1)")
     parser.add_argument("--phi", type=parse_float_list, required=True, help="comma-separated phi values, e.g. 0,1,2")
@@ -46,8 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.alpha is not None and (args.beta is None or args.gamma is None):
         raise EffscaleError("--alpha needs --beta and --gamma (or use --official)")
+    if args.alpha is None and (args.beta is not None or args.gamma is not None):
+        raise EffscaleError("--beta and --gamma go with --alpha, not with --official or --from")
     spec = load_model(baseline_of(args.model))
-    if args.run_dir:
+    if args.run_dir is not None:
         found = read_found(args.run_dir)
         args.alpha, args.beta, args.gamma = found.alpha, found.beta, found.gamma
         print(f"# from {args.run_dir}: alpha={found.alpha:g} beta={found.beta:g} gamma={found.gamma:g}", file=sys.stderr)

@@ -92,5 +92,19 @@ def finite_float(text: str) -> float:
     return value
 
 
+def nonempty_path(text: str) -> Path:
+    """An argparse type for a path: refuses the empty string (which would silently mean the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
+
+
+def nonempty(text: str) -> str:
+    """An argparse type for a name or path that may not be empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty value")
+    return text
+
+
 parse_float_list = parse_list(finite_float, "finite numbers")
 """'0,1,2.5' -> (0.0, 1.0, 2.5)."""

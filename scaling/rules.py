@@ -31,7 +31,10 @@ def compound(alpha: float, beta: float, gamma: float, phi: float) -> Coefficient
     """The paper's rule: d = alpha^phi, w = beta^phi, r = gamma^phi, for any real phi (negative too)."""
     for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
         check_coefficient(name, value, minimum=1.0)
-    return Coefficients(alpha**phi, beta**phi, gamma**phi)
+    try:
+        return Coefficients(alpha**phi, beta**phi, gamma**phi)
+    except OverflowError:
+        raise EffscaleError(f"phi {phi:g} is too large: alpha^phi, beta^phi or gamma^phi overflows") from None
 
 
 def official(phi: float) -> Coefficients:

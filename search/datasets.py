@@ -25,6 +25,7 @@ FASHION_MNIST_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 KNOWN_NAMES = ("fashion-mnist", "synthetic", "synthetic:N")
 SPLITS = ("train", "test")
 SYNTHETIC_DEFAULT_SIZE = {"train": 2000, "test": 500}
+SYNTHETIC_MAX_SIZE = 100_000  # a small generated set for fast tests: 100,000 take about 15 s
 
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000),
@@ -71,8 +72,13 @@ def _resolve(name_or_path: str) -> tuple[str, str]:
                 "to a directory with its IDX files"
             )
         return "fashion-mnist", str(folder.resolve())
+    if not name_or_path.strip():
+        raise EffscaleError(f"the dataset name is empty: use one of {', '.join(KNOWN_NAMES)} or a directory")
     if name_or_path == "synthetic" or name_or_path.startswith("synthetic:"):
-        return "synthetic", name_or_path.partition(":")[2]
+        size = name_or_path.partition(":")[2]
+        if name_or_path.endswith(":"):
+            raise EffscaleError(f"{name_or_path}: the size is missing (synthetic:N, N from 1 to {SYNTHETIC_MAX_SIZE:,})")
+        return "synthetic", size
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         path = path.resolve()
@@ -210,8 +216,8 @@ def _synthetic(size: str, split: str) -> ImageData:
         n = int(size) if size else SYNTHETIC_DEFAULT_SIZE[split]
     except ValueError:
         raise EffscaleError(f"synthetic:{size}: the size must be a positive integer") from None
-    if n <= 0:
-        raise EffscaleError(f"synthetic:{size}: the size must be a positive integer")
+    if not 1 <= n <= SYNTHETIC_MAX_SIZE:
+        raise EffscaleError(f"synthetic:{size}: the size must be an integer from 1 to {SYNTHETIC_MAX_SIZE:,}")
     gen = torch.Generator().manual_seed(SPLITS.index(split) + 1)
     labels = torch.arange(n, dtype=torch.int64) % 10
     labels = labels[torch.randperm(n, generator=gen)]

@@ -37,6 +37,9 @@ class GridConfig:
                 raise EffscaleError(f"the {name} range must start at >= 1 (got {low:g}): coefficients below 1 shrink")
             if high < low:
                 raise EffscaleError(f"the {name} range is empty: {low:g} > {high:g}")
+        if not all(math.isfinite(value) for value in (self.step, self.tolerance, self.target,
+                                                       *self.alpha, *self.beta, *self.gamma, *self.macs_band)):
+            raise EffscaleError("grid step, tolerance, target, ranges and MACs band must be finite numbers")
         if self.step <= 0 or self.tolerance < 0 or self.target <= 1:
             raise EffscaleError("step must be > 0, tolerance >= 0 and the constraint target > 1")
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from effscale.models.complexity import count
 from effscale.models.spec import NetworkSpec
+from effscale.search.memory import OutOfMemory
 from effscale.search.task import adapt, load_task
 from effscale.search.train_config import TrainConfig
 from effscale.search.trainer import Report, proxy_train
@@ -23,6 +24,10 @@ class Rejected(Exception):
 
 class Diverged(Exception):
     """Training produced a non-finite loss; the trial is recorded as failed with this reason."""
+
+
+TRIAL_FAILURES = (Rejected, Diverged, OutOfMemory)
+"""What makes one trial FAIL, with the message as its reason, while the search goes on."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,8 @@ class Evaluation:
         """Train `spec` once per seed; `report(epoch, accuracy) -> stop?` sees the first seed only.
 
         Returns accuracy mean and std over seeds, the per-seed metrics under "runs", and the counts.
-        Raises `Rejected` over the MACs cap and `Diverged` when any seed diverges.
+        Raises `Rejected` over the MACs cap, `Diverged` when any seed diverges and `OutOfMemory` when the data
+        or the training does not fit: each fails the trial only (`TRIAL_FAILURES`).
         """
         task = load_task(self.dataset, spec.resolution, self.train, self.channels)
         spec = adapt(spec, task)

@@ -32,7 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from effscale.models.errors import EffscaleError
-from effscale.search.objective import Diverged, Rejected
+from effscale.search.objective import TRIAL_FAILURES
 from effscale.search.rundir import RunDir
 
 HEARTBEAT_S = 30
@@ -145,7 +145,7 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: TrialObjecti
             values = objective(trial)
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
-    except (Rejected, Diverged) as reason:
+    except TRIAL_FAILURES as reason:
         trial.set_user_attr("reason", str(reason))
         study.tell(trial, state=TrialState.FAIL)
     else:

@@ -21,7 +21,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from effscale.search.cost import cost_of
 from effscale.search.nas_search import COLUMNS, NasObjective, NasRun, candidate_rows
-from effscale.search.objective import Diverged, Rejected
+from effscale.search.objective import TRIAL_FAILURES
 from effscale.search.ray_runner import error_line, ray_session, restored_or_new, trial_resources, with_trial_threads
 from effscale.search.space import SearchSpace
 
@@ -40,7 +40,7 @@ def _candidate(config: dict[str, Any], objective: NasObjective) -> None:
     report = {"spec": json.dumps(spec.to_dict()), "cost": cost}
     try:
         outcome, reward = objective.score(spec, cost)
-    except (Rejected, Diverged) as reason:
+    except TRIAL_FAILURES as reason:
         tune.report({**report, "reward": math.nan, "accuracy": math.nan, "state": "FAIL", "reason": str(reason)})
         return
     tune.report({**report, "reward": reward, "accuracy": outcome["accuracy"], "state": "COMPLETE",

@@ -25,7 +25,7 @@ from ray.tune.schedulers import ASHAScheduler
 
 from effscale.models.errors import EffscaleError
 from effscale.search.grid_search import POINT, GridObjective, GridRun, point_rows, skipped_rows
-from effscale.search.objective import Diverged, Evaluation, Rejected
+from effscale.search.objective import TRIAL_FAILURES, Evaluation
 from effscale.search.train_config import TrainConfig, available_cores
 
 CONNECT_TIMEOUT_S = 3.0
@@ -96,7 +96,7 @@ def _trial(config: dict[str, Any], objective: GridObjective, per_epoch: bool) ->
 
     try:
         outcome = objective.evaluate_point(config[POINT], report if per_epoch else None)
-    except (Rejected, Diverged) as reason:
+    except TRIAL_FAILURES as reason:
         tune.report({"epoch": last_epoch, "accuracy": math.nan, "state": "FAIL", "reason": str(reason)})
         return
     tune.report({"epoch": max(last_epoch, outcome["runs"][0]["epochs"]), "accuracy": outcome["accuracy"],

@@ -8,13 +8,17 @@ from dataclasses import dataclass
 from effscale.models.errors import EffscaleError
 from effscale.search.cost import check_cost_name
 
+# The most negative exponent w accepted: far beyond MnasNet's -1 (its hard constraint) and the paper's -0.07.
+W_MIN = -10.0
+
 
 def check_target(target: float, w: float) -> None:
-    """T must be a positive finite number and w <= 0 (a larger cost never raises the reward)."""
+    """T must be a positive finite number and W_MIN <= w <= 0 (a larger cost never raises the reward)."""
     if not math.isfinite(target) or target <= 0:
         raise EffscaleError(f"target T must be > 0, got {target:g}")
-    if not math.isfinite(w) or w > 0:
-        raise EffscaleError(f"w must be <= 0 (a larger cost cannot raise the reward), got {w:g}")
+    if not W_MIN <= w <= 0:
+        raise EffscaleError(f"w must lie in [{W_MIN:g}, 0] (a larger cost cannot raise the reward; the paper uses "
+                            f"-0.07, MnasNet's hard constraint -1), got {w:g}")
 
 
 def reward(accuracy: float, cost: float, target: float, w: float = -0.07, hard: bool = False) -> float:

@@ -62,7 +62,7 @@ class TrialSeeded(BaseSampler):
 
 def make_sampler(name: str, seed: int, population: int = 10, tournament: int = 3) -> BaseSampler:
     """The named searcher. `population`: TPE's random start-up trials, NSGA-II's and evolution's
-    population size; `tournament`: evolution's sample size S."""
+    population size; `tournament`: evolution's sample size S (ignored by the other searchers)."""
     factories: dict[str, Callable[..., BaseSampler]] = {
         "tpe": partial(TPESampler, n_startup_trials=population),
         "nsga2": partial(NSGAIISampler, population_size=population),
@@ -71,6 +71,9 @@ def make_sampler(name: str, seed: int, population: int = 10, tournament: int = 3
     }
     if name not in factories:
         raise EffscaleError(f"unknown searcher {name!r}; known: {', '.join(SEARCHERS)}")
-    if population < 2 or not 1 <= tournament <= population:
-        raise EffscaleError(f"need population >= 2 and 1 <= tournament <= population, got {population}, {tournament}")
+    if population < 2:
+        raise EffscaleError(f"--population must be >= 2, got {population}")
+    if name == "evolution" and not 1 <= tournament <= population:
+        raise EffscaleError(f"--tournament must lie in [1, --population] = [1, {population}] with --searcher evolution, "
+                            f"got {tournament}")
     return TrialSeeded(factories[name], seed)

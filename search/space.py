@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,23 @@ _NOT_ARCHITECTURE = ("name", "resolution", "num_classes", "in_channels")
 def _identity_possible(stride: int, cin: int, cout: int, repeats: int) -> bool:
     """Whether any block of the stage can have an identity shortcut (so the skip choice matters)."""
     return repeats > 1 or (stride == 1 and cin == cout)
+
+
+def _is_integer(value: object) -> bool:
+    """An int that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_finite(value: object) -> bool:
+    """A finite real number that is not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _require(options: Sequence[Any], valid: Callable[[Any], bool], rule: str) -> None:
+    """Raise EffscaleError naming `rule` and the options that are not `valid`."""
+    bad = [option for option in options if not valid(option)]
+    if bad:
+        raise EffscaleError(f"{rule}, got {', '.join(map(repr, bad))}")
 
 
 def _architecture_name(spec: NetworkSpec) -> str:
@@ -84,10 +102,10 @@ class SearchSpace:
         unknown = [op for op in self.ops if op not in OPS] + [skip for skip in self.skips if skip not in SKIPS]
         if unknown:
             raise EffscaleError(f"unknown choice(s) {unknown}; ops: {', '.join(OPS)}; skips: {', '.join(SKIPS)}")
-        if any(not isinstance(k, int) or k < 1 or k % 2 == 0 for k in self.kernels):
-            raise EffscaleError(f"kernels must be odd positive integers, got {self.kernels}")
-        if any(not 0 <= se <= 1 for se in self.se_ratios) or any(w <= 0 for w in self.widths):
-            raise EffscaleError(f"SE ratios must lie in [0, 1] and widths be > 0, got {self.se_ratios}, {self.widths}")
+        _require(self.kernels, lambda k: _is_integer(k) and k >= 1 and k % 2 == 1, "kernels must be odd positive integers")
+        _require(self.layer_deltas, _is_integer, "layer deltas must be integers")
+        _require(self.se_ratios, lambda se: _is_finite(se) and 0 <= se <= 1, "SE ratios must be finite numbers in [0, 1]")
+        _require(self.widths, lambda w: _is_finite(w) and w > 0, "widths must be finite numbers > 0")
 
     @property
     def base(self) -> NetworkSpec:

@@ -14,6 +14,7 @@ import torch
 from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
 from effscale.search.datasets import ImageData, load_dataset
+from effscale.search.memory import reported_out_of_memory
 from effscale.search.resize import ResizeCache
 from effscale.search.splits import holdout_split, subset
 from effscale.search.train_config import TrainConfig
@@ -53,8 +54,9 @@ def load_task(dataset: str, resolution: int, config: TrainConfig = TrainConfig()
     val_size / subset / data_seed; `channels` None keeps the data's (1 or 3; 1 -> 3 replicates)."""
     data, train, val = _split(dataset, config)
     channels = channels or int(data.images.shape[1])
-    train_images = _CACHE(train, resolution, channels)
-    val_images = _CACHE(val, resolution, channels)
+    with reported_out_of_memory(f"resizing {data.name} to {resolution} px"):
+        train_images = _CACHE(train, resolution, channels)
+        val_images = _CACHE(val, resolution, channels)
     mean, std = _channel_stats(train_images)
     name = f"{data.name}@{resolution}px,{channels}ch,val={config.val_size},subset={config.subset},seed={config.data_seed}"
     return ProxyTask(train_images, train.labels, val_images, val.labels, data.num_classes, mean, std, name)

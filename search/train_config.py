@@ -19,6 +19,7 @@ OPTIMIZERS = ("adamw", "sgd-nesterov", "rmsprop")
 SCHEDULES = ("cosine", "constant")
 AUGMENTATIONS = ("none", "flip", "crop-flip")
 DEVICES = ("auto", "cpu", "cuda")
+MAX_THREADS = 1024  # torch starts each thread at once: 100,000 exhausted the memory
 
 
 def available_cores() -> int:
@@ -66,7 +67,10 @@ class TrainConfig:
         _check(0 <= self.warmup < 1, "warmup must lie in [0, 1)", self.warmup)
         _check(0 <= self.label_smoothing < 1, "label_smoothing must lie in [0, 1)", self.label_smoothing)
         _check(self.augment in AUGMENTATIONS, f"augment must be one of {', '.join(AUGMENTATIONS)}", self.augment)
-        _check(self.threads is None or self.threads >= 1, "threads must be >= 1", self.threads)
+        _check(self.threads is None or 1 <= self.threads <= MAX_THREADS, f"threads must be from 1 to {MAX_THREADS}",
+               self.threads)
+        for name in ("seed", "data_seed"):
+            _check(0 <= getattr(self, name) < 2**63, f"{name} must be from 0 to 2^63 - 1", getattr(self, name))
         _check(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}", self.device)
         _check(self.val_size >= 1, "val_size must be >= 1", self.val_size)
         _check(self.eval_batch_size >= 1, "eval_batch_size must be >= 1", self.eval_batch_size)

@@ -25,6 +25,7 @@ from effscale.models.complexity import count
 from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
 from effscale.search.augment import augment
+from effscale.search.memory import reported_out_of_memory
 from effscale.search.optim import lr_factor, make_optimizer
 from effscale.search.task import ProxyTask, check_batch, check_fits
 from effscale.search.train_config import TrainConfig
@@ -53,7 +54,8 @@ def proxy_train(spec: NetworkSpec, task: ProxyTask, config: TrainConfig = TrainC
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.num_threads)
     try:
-        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        with (torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []),
+              reported_out_of_memory(f"training {spec.name} at {spec.resolution} px with batch {config.batch_size}")):
             torch.manual_seed(config.seed)
             metrics = _Run(spec, task, config, device).train(progress, report)
     finally:

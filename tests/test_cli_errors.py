@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from effscale.search.objective import TRIAL_FAILURES, Evaluation
+from effscale.search.proxy import proxy_spec
+from effscale.search.train_config import TrainConfig
 from tests.conftest import assert_one_line_error
 
 
@@ -50,7 +53,7 @@ def test_depth_beyond_what_can_be_counted(cli) -> None:
 
 
 def test_zero_threads(cli) -> None:
-    assert_one_line_error(*cli("train", "--threads", "0")[::2], "threads must be >= 1, got 0")
+    assert_one_line_error(*cli("train", "--threads", "0")[::2], "threads must be from 1 to 1024, got 0")
 
 
 def test_batch_larger_than_training_images(cli) -> None:
@@ -78,3 +81,32 @@ def test_malformed_spec_json_is_one_line(cli, tmp_path, text: str, fragment: str
                                             ("inf", "finite numbers"), ("", "the list is empty")])
 def test_bad_phi_lists(cli, phi: str, fragment: str) -> None:
     assert_one_line_error(*cli("scale", "efficientnet-b0", "--official", "--phi", phi)[::2], fragment)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "--dataset", "synthetic:"], "synthetic:: the size is missing"),
+    (["train", "--dataset", "synthetic:1000000"], "the size must be an integer from 1 to 100,000"),
+    (["train", "--dataset", ""], "the dataset name is empty"),
+    (["train", "--seed", "99999999999999999999"], "seed must be from 0 to 2^63 - 1"),
+    (["train", "--threads", "100000"], "threads must be from 1 to 1024, got 100000"),
+    (["grid", "--out", "", "--dataset", "synthetic"], "an empty path"),
+    (["grid", "--out", "x", "--step", "nan", "--dataset", "synthetic"], "must be finite numbers"),
+    (["grid", "--out", "x", "--alpha-range", "1,inf", "--dataset", "synthetic"], "expected LOW,HIGH (finite numbers)"),
+    (["grid", "--out", "x", "--resolution", "0", "--dataset", "synthetic"], "resolution must be >= 8 pixels, got 0"),
+    (["scale", "efficientnet-b0", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--phi", "1e308"],
+     "phi 1e+308 is too large"),
+    (["scale", "efficientnet-b0", "--official", "--beta", "1.1", "--phi", "1"], "--beta and --gamma go with --alpha"),
+    (["scale", "proxy", "--from", "", "--phi", "1"], "an empty path"),
+    (["report", ""], "an empty path"),
+    (["family", "train", ""], "an empty path"),
+])
+def test_more_bad_input_is_one_line(cli, argv: list[str], fragment: str) -> None:
+    assert_one_line_error(*cli(*argv)[::2], fragment)
+
+
+def test_data_too_large_for_memory_is_one_line_and_fails_only_the_trial(cli) -> None:
+    status, _, err = cli("train", "--dataset", "synthetic:300", "--val-size", "100", "--resolution", "100000")
+    assert_one_line_error(status, err, "out of memory resizing synthetic:300[train] to 100000 px")
+    evaluation = Evaluation("synthetic:300", TrainConfig(val_size=100, threads=1))
+    with pytest.raises(TRIAL_FAILURES, match="out of memory"):
+        evaluation.evaluate(proxy_spec(100_000))

@@ -181,3 +181,20 @@ def test_a_second_launcher_on_the_same_directory_is_refused(cli, tmp_path: Path)
         status, _, err = cli("grid", "--out", str(out), "--step", "0.1", *TINY)
     assert_one_line_error(status, err, "is in use by another effscale process")
     assert json.loads((out / "config.json").read_text())["identity"] == {"held": "by another launcher"}
+
+
+def test_family_train_compares_the_compound_member_with_single_dimensions(cli, tmp_path: Path) -> None:
+    grid_dir, out = tmp_path / "grid", tmp_path / "family"
+    assert cli("grid", "--out", str(grid_dir), "--step", "0.1", "--alpha-range", "1,1.2", *TINY)[0] == 0
+    status, stdout, _ = cli("family", "train", str(grid_dir), "--phi", "1", "--out", str(out), *TINY)
+    assert status == 0, stdout
+    results = pd.read_csv(out / "results.csv")
+    assert sorted(results["series"]) == ["baseline", "compound", "depth", "resolution", "width"]
+    assert (results["state"] == "COMPLETE").all() and (results["accuracy"] > 0.1).all()
+    compound_macs = results.loc[results["series"] == "compound", "macs"].item()
+    rivals = results[results["series"].isin(["depth", "width", "resolution"])]
+    assert (abs(rivals["macs"] / compound_macs - 1) < 0.25).all()  # matched MACs, up to rounding
+    assert (out / "report.md").is_file() and not (grid_dir / "family").exists()
+    status, _, err = cli("family", "train", str(grid_dir), "--phi", "2", "--out", str(out), *TINY)
+    assert_one_line_error(status, err, "made by a different command")
+    assert_one_line_error(*cli("family", "train", str(grid_dir), "--phi=-1")[::2], "--phi values must be > 0")

@@ -17,6 +17,7 @@ import pytest
 
 from effscale.experiments.cli import main
 from effscale.models.complexity import count
+from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
 from effscale.search.evolution import RegularizedEvolutionSampler
 from effscale.search.optuna_runner import StudySetup
@@ -105,12 +106,26 @@ def test_per_trial_seeding_is_reproducible_and_resumes_without_repeats() -> None
 
 
 def test_cost_cap_rejects_before_training(tmp_path: Path, cli) -> None:
-    status, _, _ = cli(*nas(tmp_path, "--trials", "2", "--max-macs", "1M", "--searcher", "random"))
+    status, stdout, _ = cli(*nas(tmp_path, "--trials", "2", "--max-macs", "1M", "--searcher", "random"))
     results = pd.read_csv(tmp_path / "results.csv")
     assert status == 0 and len(results) == 2
     assert set(results["state"]) == {"FAIL"} and results["reason"].str.contains("over the cap").all()
     assert results["accuracy"].isna().all() and (results["seconds"] == 0).all() and (results["macs"] > 1e6).all()
     assert not (tmp_path / "best.json").exists() and "over the cap" in (tmp_path / "report.md").read_text()
+    summary = stdout.strip().splitlines()[-1]
+    assert summary == (f"no candidate finished training (2 trial(s) rejected or failed): the reasons are in "
+                       f"{tmp_path / 'report.md'} and {tmp_path / 'results.csv'}")
+    assert "Empty DataFrame" not in stdout and "best.json" not in stdout
+
+
+@pytest.mark.parametrize("searcher", ["tpe", "random"])
+def test_tournament_only_constrains_evolution(searcher: str) -> None:
+    space = SearchSpace("mobilenet-v2")
+    study = optuna.create_study(sampler=make_sampler(searcher, 0, population=2, tournament=3))
+    study.optimize(lambda trial: float(space.sample(trial).num_blocks), n_trials=3)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    with pytest.raises(EffscaleError, match=r"--tournament must lie in \[1, --population\] = \[1, 2\].*got 3"):
+        make_sampler("evolution", 0, population=2, tournament=3)
 
 
 def test_ray_backend_writes_the_same_outputs_and_resumes(tmp_path: Path) -> None:
@@ -129,7 +144,16 @@ def test_ray_backend_writes_the_same_outputs_and_resumes(tmp_path: Path) -> None
 @pytest.mark.parametrize("extra, fragments", [
     (["--target-macs", "0"], ["target T must be > 0"]),
     (["--target-macs=-2M"], ["target T must be > 0"]),
-    (["--w", "0.07"], ["w must be <= 0"]),
+    (["--w", "0.07"], ["w must lie in [-10, 0]", "got 0.07"]),
+    (["--w=-1e308"], ["w must lie in [-10, 0]", "got -1e+308"]),
+    (["--w", "nan"], ["w must lie in [-10, 0]", "got nan"]),
+    (["--max-macs", "0"], ["--max-macs must be a finite number > 0, got 0"]),
+    (["--max-macs=-1M"], ["--max-macs must be a finite number > 0, got -1e+06"]),
+    (["--max-macs", "1e400"], ["--max-macs must be a finite number > 0, got inf"]),
+    (["--widths", "0,1"], ["widths must be finite numbers > 0, got 0.0"]),
+    (["--se-ratios", "0,1.5"], ["SE ratios must be finite numbers in [0, 1], got 1.5"]),
+    (["--population", "1"], ["--population must be >= 2, got 1"]),
+    (["--searcher", "evolution", "--tournament", "3"], ["--tournament must lie in [1, --population] = [1, 2]", "got 3"]),
     (["--searcher", "annealing"], ["invalid choice", "'annealing'"]),
     (["--ops", ""], ["the list is empty"]),
     (["--ops", "mb3,,mb6"], ["an empty element in the list 'mb3,,mb6'"]),
@@ -139,6 +163,7 @@ def test_ray_backend_writes_the_same_outputs_and_resumes(tmp_path: Path) -> None
 ])
 def test_bad_input_is_one_line(tmp_path: Path, cli, extra: list[str], fragments: list[str]) -> None:
     assert_one_line_error(*cli(*nas(tmp_path / "run", *extra))[::2], *fragments)
+    assert not (tmp_path / "run").exists()
 
 
 def test_fashion_mnist_search_best_spec_feeds_count_scale_and_grid(fashion_mnist: None, tmp_path: Path, cli) -> None:

@@ -20,6 +20,7 @@ def test_soft_reward_by_hand() -> None:
     assert reward(0.8, T, T) == 0.8
     assert reward(0.8, 800e6, T, w=-1.0) == pytest.approx(0.4)
     assert reward(0.8, 800e6, T, w=0.0) == 0.8
+    assert reward(0.8, 800e6, T, w=-10.0) == pytest.approx(0.8 / 1024)  # the most negative w accepted
 
 
 def test_hard_reward_by_hand() -> None:
@@ -34,7 +35,11 @@ def test_hard_reward_by_hand() -> None:
     [
         ({"target": 0.0}, "target T must be > 0"),
         ({"target": -5.0}, "target T must be > 0"),
-        ({"w": 0.07}, "w must be <= 0"),
+        ({"w": 0.07}, r"w must lie in \[-10, 0\].*got 0.07$"),
+        ({"w": -10.5}, r"w must lie in \[-10, 0\].*got -10.5$"),
+        ({"w": -1e308}, r"w must lie in \[-10, 0\].*got -1e\+308$"),
+        ({"w": float("nan")}, r"w must lie in \[-10, 0\].*got nan$"),
+        ({"w": float("-inf")}, r"w must lie in \[-10, 0\].*got -inf$"),
         ({"cost": 0.0}, "cost must be > 0"),
     ],
 )
@@ -48,8 +53,10 @@ def test_reward_spec_validates_and_scores() -> None:
     spec = RewardSpec(target=T, hard=True, cost="params")
     assert spec(0.8, 800e6) == pytest.approx(0.4)
     assert RewardSpec(T)(0.8, 800e6) == reward(0.8, 800e6, T)
-    with pytest.raises(EffscaleError, match="w must be <= 0"):
+    with pytest.raises(EffscaleError, match="w must lie in"):
         RewardSpec(T, w=0.5)
+    with pytest.raises(EffscaleError, match="w must lie in"):
+        RewardSpec(T, w=-1e308)
     with pytest.raises(EffscaleError, match="target T must be > 0"):
         RewardSpec(0)
     with pytest.raises(EffscaleError, match="known costs: macs, params, acts, latency"):

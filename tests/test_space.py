@@ -152,6 +152,22 @@ def test_bad_choices_and_params_are_rejected() -> None:
         space.decode({k: v for k, v in space.random_params(random.Random(5)).items() if k != "b6_layers"})
 
 
+@pytest.mark.parametrize(("field", "options", "message"), [
+    ("widths", (1.0, float("nan")), "widths must be finite numbers > 0, got nan"),
+    ("widths", (float("inf"),), "widths must be finite numbers > 0, got inf"),
+    ("widths", (0.0, 1.0), "widths must be finite numbers > 0, got 0.0"),
+    ("widths", (-1.0, "2"), "widths must be finite numbers > 0, got -1.0, '2'"),
+    ("se_ratios", (0.0, float("nan")), r"SE ratios must be finite numbers in \[0, 1\], got nan"),
+    ("se_ratios", (-0.25, 1.5), r"SE ratios must be finite numbers in \[0, 1\], got -0.25, 1.5"),
+    ("se_ratios", (True,), r"SE ratios must be finite numbers in \[0, 1\], got True"),
+    ("layer_deltas", (0, 0.5), "layer deltas must be integers, got 0.5"),
+    ("kernels", (3, 5.0), "kernels must be odd positive integers, got 5.0"),
+])
+def test_bad_numeric_choices_are_rejected(field: str, options: tuple, message: str) -> None:
+    with pytest.raises(EffscaleError, match=f"^{message}$"):
+        SearchSpace(**{field: options})
+
+
 def test_names_identify_architectures() -> None:
     space = SearchSpace()
     params = space.random_params(random.Random(6))
