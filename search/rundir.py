@@ -95,6 +95,19 @@ class RunDir:
         temporary.replace(path)
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    keys = sorted(set(old) | set(new))
-    return [f"{key}: {old.get(key)!r} then, {new.get(key)!r} now" for key in keys if old.get(key) != new.get(key)]
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """'train.epochs: 0.1 then, 0.2 now' for each setting that differs, nested settings by their dotted name."""
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        before, now = old.get(key), new.get(key)
+        if isinstance(before, dict) and isinstance(now, dict):
+            changed += _differences(before, now, f"{prefix}{key}.")
+        elif before != now:
+            changed.append(f"{prefix}{key}: {_brief(before)} then, {_brief(now)} now")
+    return changed
+
+
+def _brief(value: Any) -> str:
+    """repr(value), or for a long list its length."""
+    text = repr(value)
+    return f"a list of {len(value)}" if isinstance(value, list) and len(text) > 60 else text

@@ -198,3 +198,14 @@ def test_family_train_compares_the_compound_member_with_single_dimensions(cli, t
     status, _, err = cli("family", "train", str(grid_dir), "--phi", "2", "--out", str(out), *TINY)
     assert_one_line_error(status, err, "made by a different command")
     assert_one_line_error(*cli("family", "train", str(grid_dir), "--phi=-1")[::2], "--phi values must be > 0")
+
+
+def test_a_changed_setting_is_named_by_its_dotted_path(tmp_path: Path) -> None:
+    run_dir = RunDir(tmp_path)
+    with run_dir.claim("grid", {"train": {"epochs": 0.1, "lr": 0.004}, "points": [f"p{i}" for i in range(20)]}):
+        pass
+    with pytest.raises(EffscaleError) as info, run_dir.claim("grid", {"train": {"epochs": 0.2, "lr": 0.004},
+                                                                       "points": [f"p{i}" for i in range(21)]}):
+        pass
+    assert str(info.value).endswith("(points: a list of 20 then, a list of 21 now; train.epochs: 0.1 then, 0.2 now): "
+                                    "use another --out or the original options")
