@@ -40,7 +40,9 @@ def load_model(name_or_path: str) -> NetworkSpec:
     if name_or_path in MODEL_NAMES:
         return get_model(name_or_path)
     path = Path(name_or_path)
-    if path.is_dir() and (path / "best.json").is_file():
+    if path.is_dir():
+        if not (path / "best.json").is_file():
+            raise EffscaleError(f"{path} is a directory without a best.json: name a model, a spec JSON file or a run")
         path = path / "best.json"
     if path.suffix == ".json" or path.is_file():
         if not path.is_file():

@@ -170,8 +170,9 @@ def _stage_from_dict(data: object) -> StageSpec:
     missing = [name for name, field in StageSpec.__dataclass_fields__.items()
                if field.default is MISSING and name not in data]
     unknown = set(data) - set(StageSpec.__dataclass_fields__)
-    if missing or unknown:
-        raise EffscaleError(f"stage {data}: missing field(s) {', '.join(missing) or 'none'}, "
-                            f"unknown field(s) {', '.join(sorted(unknown)) or 'none'}")
+    problems = [f"{label} field(s) {', '.join(names)}" for label, names in (("missing", missing), ("unknown", sorted(unknown)))
+                if names]
+    if problems:
+        raise EffscaleError(f"stage {data}: {'; '.join(problems)}")
     _check_types(StageSpec, data)
     return StageSpec(**data)

@@ -30,7 +30,7 @@ def check_coefficient(name: str, value: float, minimum: float = 0.0) -> None:
     """Reject non-positive (or below `minimum`) coefficients with one clear line."""
     if not math.isfinite(value) or value <= 0 or value < minimum:
         bound = f">= {minimum:g}" if minimum else "> 0"
-        raise EffscaleError(f"{name} must be {bound}, got {value:g}")
+        raise EffscaleError(f"{name} must be a finite number {bound}, got {value:g}")
 
 
 def scaled(spec: NetworkSpec, depth: float = 1.0, width: float = 1.0, resolution: int | None = None,

@@ -16,7 +16,7 @@ def test_unknown_model_lists_known_ones(cli) -> None:
 
 @pytest.mark.parametrize("width", ["-1", "0"])
 def test_non_positive_width(cli, width: str) -> None:
-    assert_one_line_error(*cli("count", "efficientnet-b0", "--width", width)[::2], "--width must be > 0")
+    assert_one_line_error(*cli("count", "efficientnet-b0", "--width", width)[::2], "--width must be a finite number > 0")
 
 
 def test_malformed_block_string_in_spec_file(cli, tmp_path) -> None:
@@ -27,7 +27,7 @@ def test_malformed_block_string_in_spec_file(cli, tmp_path) -> None:
 
 def test_alpha_below_one(cli) -> None:
     status, _, err = cli("scale", "efficientnet-b0", "--alpha", "0.9", "--beta", "1.1", "--gamma", "1.1", "--phi", "1")
-    assert_one_line_error(status, err, "alpha must be >= 1")
+    assert_one_line_error(status, err, "alpha must be a finite number >= 1")
 
 
 def test_usage_error_is_one_line(cli) -> None:
@@ -110,3 +110,7 @@ def test_data_too_large_for_memory_is_one_line_and_fails_only_the_trial(cli) -> 
     evaluation = Evaluation("synthetic:300", TrainConfig(val_size=100, threads=1))
     with pytest.raises(TRIAL_FAILURES, match="out of memory"):
         evaluation.evaluate(proxy_spec(100_000))
+
+
+def test_a_directory_without_best_json_is_not_a_model(cli, tmp_path) -> None:
+    assert_one_line_error(*cli("count", str(tmp_path))[::2], "is a directory without a best.json")

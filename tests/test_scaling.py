@@ -92,9 +92,9 @@ def test_phi_for_macs_is_the_largest_phi_within_budget() -> None:
 
 
 def test_invalid_coefficients() -> None:
-    with pytest.raises(EffscaleError, match="alpha must be >= 1"):
+    with pytest.raises(EffscaleError, match="alpha must be a finite number >= 1"):
         compound(0.9, 1.1, 1.1, 1)
-    with pytest.raises(EffscaleError, match="width must be > 0"):
+    with pytest.raises(EffscaleError, match="width must be a finite number > 0"):
         Coefficients(width=0)
     with pytest.raises(EffscaleError, match="whole phi"):
         official(8)
