@@ -7,12 +7,16 @@ import json
 import platform
 import shlex
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
 
-from effscale.experiments.named import BUDGETS, TRAINING_KEYS, Experiment, load_experiment
+from effscale.experiments.config_check import BUDGETS
+from effscale.experiments.named import TRAINING_KEYS, Experiment, load_experiment
+from effscale.experiments.options import nonempty, nonempty_path
 from effscale.experiments.output import print_table
 from effscale.experiments.sweep import add_execution_arguments, run_points
 from effscale.experiments.training_options import add_training_arguments
@@ -34,6 +38,7 @@ examples:
 """
 COMMANDS = {"figure": ("3", "4", "8"), "table": ("3",)}
 EXPERIMENT_FILE = "experiment.json"
+FALLBACKS = {"epochs": 1.0, "val_size": 5000, "seeds": 1}  # set by neither the command line nor the budget
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,38 +49,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             epilog=EXAMPLES.format(command=command, number=numbers[0], name=f"{name}{numbers[0]}"),
             formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument("number", choices=numbers, help=f"which {command}")
-        parser.add_argument("--out", type=Path, help=f"run directory (default runs/{name}N-BUDGET)")
+        parser.add_argument("--out", type=nonempty_path, help=f"run directory (default runs/{name}N-BUDGET)")
         parser.add_argument("--budget", choices=BUDGETS, default="gpu" if torch.cuda.is_available() else "cpu",
                             help="tiny, cpu or gpu (default: gpu when CUDA is present, else cpu)")
-        parser.add_argument("--config", help="a YAML experiment config to use instead of the packaged one")
+        parser.add_argument("--config", type=nonempty, help="a YAML experiment config to use instead of the packaged one")
         add_training_arguments(parser)
         add_execution_arguments(parser)
         parser.set_defaults(run=run, prefix=name, **{key: None for key in TRAINING_KEYS})
 
 
 def run(args: argparse.Namespace) -> int:
-    experiment = load_experiment(args.config or f"{args.prefix}{args.number}", args.budget)
-    for key in TRAINING_KEYS:
-        if getattr(args, key) is None:
-            setattr(args, key, experiment.budget.get(key, 1 if key == "seeds" else None))
-    args.epochs = args.epochs or 1.0
-    args.val_size = args.val_size or 5000
+    config = args.config or f"{args.prefix}{args.number}"
+    experiment = load_experiment(config, args.budget)
+    fill_training_options(args, experiment.budget)
     out = args.out or Path("runs") / f"{experiment.name}-{args.budget}"
-    out.mkdir(parents=True, exist_ok=True)
-    RunDir(out).write_json(out / EXPERIMENT_FILE, {"config": args.config or f"{args.prefix}{args.number}",
-                                                   "budget": args.budget, "command": command_line()})
+    with _claim(out, experiment, args.budget):
+        results = _train(args, experiment, out)
+        RunDir(out).write_json(out / EXPERIMENT_FILE, {"config": config, "budget": args.budget,
+                                                       "command": command_line()})
+        results.to_csv(out / "results.csv", index=False)
+        ranking = write_experiment_report(out, experiment, results, command_line())
+    print_table(ranking)
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def _train(args: argparse.Namespace, experiment: Experiment, out: Path) -> pd.DataFrame:
+    """Train every baseline's points (in `out`, or with several baselines in `out`/NAME); all results."""
     frames = []
     for name, points in experiment.points.items():
         run_dir = out if len(experiment.points) == 1 else out / name
         results = run_points(args, experiment.name, run_dir, experiment.baselines[name], points,
                              identity={"experiment": experiment.name, "budget": args.budget})
         frames.append(results.assign(baseline=name))
-    results = pd.concat(frames, ignore_index=True)
-    results.to_csv(out / "results.csv", index=False)
-    ranking = write_experiment_report(out, experiment, results, command_line())
-    print_table(ranking)
-    print(f"report: {out / 'report.md'}")
-    return 0
+    return pd.concat(frames, ignore_index=True)
+
+
+def fill_training_options(args: argparse.Namespace, budget: dict[str, Any]) -> None:
+    """Set the training options not given on the command line from the budget, else from FALLBACKS (a 0 given
+    on the command line stays, for TrainConfig to refuse)."""
+    for key in TRAINING_KEYS:
+        if getattr(args, key) is None:
+            value = budget.get(key)
+            setattr(args, key, FALLBACKS.get(key) if value is None else value)
+
+
+def _claim(out: Path, experiment: Experiment, budget: str) -> AbstractContextManager[object]:
+    """With several baselines, claim `out` (which holds one run directory per baseline) for this experiment;
+    with one, run_points claims `out` itself. Either way nothing is written before the identity check."""
+    if len(experiment.points) == 1:
+        return nullcontext()
+    return RunDir(out).claim(experiment.name, {"experiment": experiment.name, "budget": budget,
+                                               "baselines": list(experiment.points)})
 
 
 def _as_run(out: Path, experiment: Experiment) -> str:

@@ -4,6 +4,7 @@ A config (see experiments/configs/*.yaml; copy one and pass it with --config) na
 its points in three forms: `series` (one coefficient varied over `values`, others `fixed`), `matched`
 (compound members at `phis` and depth-, width- and resolution-only rivals at matching MACs) and explicit
 `points` (d, w, r). Budgets (tiny, cpu, gpu) set the training budget, the seeds, and may trim the lists.
+A config's shape is checked when it loads: a wrong key or value is one line naming it, before any training.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from effscale.experiments.config_check import check_config
 from effscale.experiments.options import load_model
 from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
@@ -23,7 +25,6 @@ from effscale.scaling.matching import matched_family, point
 from effscale.scaling.rounding import scaled
 from effscale.scaling.rules import Coefficients
 
-BUDGETS = ("tiny", "cpu", "gpu")
 TRAINING_KEYS = ("epochs", "subset", "val_size", "seeds")
 
 
@@ -42,19 +43,21 @@ class Experiment:
 
 
 def read_config(name_or_path: str) -> dict[str, Any]:
-    """A packaged config by name (fig3, fig4, fig8, table3) or a YAML file."""
+    """A packaged config by name (fig3, fig4, fig8, table3) or a YAML file, its shape checked (see check_config)."""
     path = Path(name_or_path)
     try:
         text = path.read_text() if path.suffix in (".yaml", ".yml") else \
             resources.files("effscale.experiments").joinpath("configs", f"{name_or_path}.yaml").read_text()
-    except (FileNotFoundError, OSError):
+    except (OSError, UnicodeDecodeError):
         raise EffscaleError(f"no experiment config {name_or_path!r}") from None
     try:
         config = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise EffscaleError(f"experiment config {name_or_path} is not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(config, dict) or "baselines" not in config or "budgets" not in config:
-        raise EffscaleError(f"experiment config {name_or_path} needs 'baselines' and 'budgets'")
+    try:
+        check_config(config)
+    except EffscaleError as err:
+        raise EffscaleError(f"experiment config {name_or_path}: {err}") from None
     return config
 
 
@@ -88,7 +91,7 @@ def load_experiment(name_or_path: str, budget_name: str) -> Experiment:
                                                  group=row["baseline"]))
     if not any(points.values()):
         raise EffscaleError(f"experiment {config.get('name', name_or_path)} has no points at budget {budget_name}")
-    return Experiment(config.get("name", str(name_or_path)), config.get("title", ""), config.get("finding", ""),
+    return Experiment(config.get("name", str(name_or_path)), config.get("title", ""), config["finding"],
                       budget, baselines, {name: rows for name, rows in points.items() if rows},
                       tuple(config["panels"]) if config.get("panels") else None, config.get("reference_series"))
 

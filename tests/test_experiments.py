@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from effscale.experiments.named import load_experiment
+from effscale.search.rundir import RunDir
 from tests.conftest import assert_one_line_error
 
 EXPERIMENTS = [("figure", "3", "fig3"), ("figure", "4", "fig4"), ("figure", "8", "fig8"), ("table", "3", "table3")]
@@ -65,3 +66,84 @@ def test_bad_experiment_input(cli, tmp_path: Path) -> None:
     assert_one_line_error(*cli("figure", "3", "--config", str(bad), "--out", str(tmp_path / "x"))[::2], "not valid YAML")
     assert_one_line_error(*cli("figure", "5")[::2], "invalid choice")
     assert_one_line_error(*cli("report", str(tmp_path))[::2], "has no results.csv")
+
+
+GOOD_CONFIG = {"finding": "saturation", "baselines": "{proxy: {model: proxy}}",
+               "series": "[{name: width, baseline: proxy, vary: w, values: [1.0, 1.4]}]",
+               "budgets": "{tiny: {epochs: 0.1, subset: 200, val_size: 100, seeds: 1}}"}
+BAD_CONFIGS = [  # (what replaces GOOD_CONFIG's entries (None: left out), what the error line says)
+    ({"baselines": "{proxy: {width: 2}}"}, "baselines.proxy needs 'model'"),
+    ({"series": "[{name: width, baseline: proxy, vary: w}]"}, "series[0] needs 'values'"),
+    ({"matched": "[{baseline: proxy, alpha: 1.2, beta: 1.1, gamma: 1.15}]"}, "matched[0] needs 'phis'"),
+    ({"budgets": "{tiny: {baselines: [other]}}"}, "budgets.tiny.baselines[0] must be one of proxy, got 'other'"),
+    ({"budgets": "{tiny: 5}"}, "budgets.tiny must be a mapping (key: value), got 5"),
+    ({"baselines": "[proxy]"}, "baselines must be a mapping (key: value), got a list"),
+    ({"budgets": "[tiny]"}, "budgets must be a mapping (key: value), got a list"),
+    ({"series": "[{name: width, baseline: proxy, vary: w, values: [abc]}]"},
+     "series[0].values[0] must be a number, got 'abc'"),
+    ({"series": "[{name: width, baseline: proxy, vary: q, values: [1]}]"}, "series[0].vary must be one of d, w, r, got 'q'"),
+    ({"series": "[{name: w, baseline: proxy, vary: w, values: [1], fixed: {q: 2}}]"}, "series[0].fixed: unknown key 'q'"),
+    ({"series": "[{name: width, baseline: nope, vary: w, values: [1]}]"}, "series[0].baseline must be one of proxy"),
+    ({"series": "{name: width}"}, "series must be a non-empty list, got a mapping"),
+    ({"series": "[{name: w, baseline: proxy, vary: w, values: [1]}]", "panels": "[depth]"},
+     "panels[0] must be one of w, proxy, got 'depth'"),
+    ({"matched": "[{baseline: proxy, alpha: 1.2, beta: 1.1, gamma: 1.15, phis: [1], dimensions: [height]}]"},
+     "matched[0].dimensions[0] must be one of depth, width, resolution, got 'height'"),
+    ({"budgets": "{tiny: {epochs: fast}}"}, "budgets.tiny.epochs must be a number, got 'fast'"),
+    ({"budgets": "{huge: {epochs: 1}}"}, "budgets: unknown key 'huge'; known: tiny, cpu, gpu"),
+    ({"serie": "[]"}, "top level: unknown key 'serie'"),
+    ({"finding": "bogus"}, "finding must be one of saturation, baselines, compound, got 'bogus'"),
+    ({"finding": None}, "top level needs 'finding'"),
+    ({"finding": "baselines"}, "finding 'baselines' needs 'reference_series'"),
+]
+
+
+def write_config(path: Path, **changes: str | None) -> Path:
+    """GOOD_CONFIG with `changes` (None removes an entry), as a YAML file at `path`."""
+    entries = {**GOOD_CONFIG, **changes}
+    path.write_text("".join(f"{key}: {value}\n" for key, value in entries.items() if value is not None))
+    return path
+
+
+@pytest.mark.parametrize("changes, message", BAD_CONFIGS, ids=[message for _, message in BAD_CONFIGS])
+def test_bad_config_is_refused_when_it_loads(cli, tmp_path: Path, changes: dict[str, str | None], message: str) -> None:
+    config = write_config(tmp_path / "bad.yaml", **changes)
+    out = tmp_path / "out"
+    status, _, err = cli("figure", "3", "--config", str(config), "--budget", "tiny", "--out", str(out))
+    assert_one_line_error(status, err, f"experiment config {config}: {message}")
+    assert not out.exists()  # refused before anything is trained or written
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--config", ""], "argument --config: an empty value"),
+    (["--out", ""], "argument --out: an empty path"),
+    (["--epochs", "0"], "epochs must be > 0, got 0"),
+    (["--val-size", "0"], "val_size must be >= 1, got 0"),
+])
+def test_bad_figure_option(cli, tmp_path: Path, argv: list[str], message: str) -> None:
+    config = write_config(tmp_path / "ok.yaml")
+    out = tmp_path / "out"
+    status, _, err = cli("figure", "3", "--config", str(config), "--budget", "tiny", "--dataset", "synthetic",
+                         "--out", str(out), *argv)
+    assert_one_line_error(status, err, message)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command, budget", [("figure", "tiny"), ("table", "cpu")], ids=["one-baseline", "three-baselines"])
+def test_out_is_a_file(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, budget: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("afile").write_text("mine\n")
+    status, _, err = cli(command, "3", "--budget", budget, "--dataset", "synthetic", "--out", "afile")
+    assert_one_line_error(status, err, "cannot create run directory afile: File exists")
+    assert Path("afile").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("command, budget", [("figure", "tiny"), ("table", "cpu")], ids=["one-baseline", "three-baselines"])
+def test_run_directory_of_another_command_is_left_alone(cli, tmp_path: Path, command: str, budget: str) -> None:
+    out = tmp_path / "nas"
+    with RunDir(out).claim("nas", {"reward": "accuracy"}):
+        pass
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    status, _, err = cli(command, "3", "--budget", budget, "--dataset", "synthetic", "--out", str(out))
+    assert_one_line_error(status, err, f"run directory {out} was made by a different command (made by 'effscale nas')")
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # no experiment.json, config.json kept
