@@ -18,7 +18,7 @@ from effscale.experiments.config_check import BUDGETS
 from effscale.experiments.named import TRAINING_KEYS, Experiment, load_experiment
 from effscale.experiments.options import nonempty, nonempty_path
 from effscale.experiments.output import print_table
-from effscale.experiments.sweep import add_execution_arguments, run_points
+from effscale.experiments.sweep import add_execution_arguments, checked_training, run_points
 from effscale.experiments.training_options import add_training_arguments
 from effscale.reports import findings
 from effscale.reports.sweep_report import write_sweep_report
@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     experiment = load_experiment(config, args.budget)
     fill_training_options(args, experiment.budget)
     out = args.out or Path("runs") / f"{experiment.name}-{args.budget}"
+    checked_training(args)
     with _claim(out, experiment, args.budget):
         results = _train(args, experiment, out)
         RunDir(out).write_json(out / EXPERIMENT_FILE, {"config": config, "budget": args.budget,

@@ -33,9 +33,9 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--asha", action="store_true", help="multi-fidelity on Ray: ASHA early stopping")
 
 
-def run_points(args: argparse.Namespace, kind: str, out: Path, baseline: NetworkSpec, points: list[dict[str, Any]],
-               skipped: list[dict[str, Any]] = (), identity: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Train `points` (rows with label, series, d, w, r) of `baseline` in run directory `out`, resuming; results."""
+def checked_training(args: argparse.Namespace) -> TrainConfig:
+    """The recipe of each point, once the execution options fit together and the data loads and fits it:
+    what a launcher checks before it writes anything or starts workers that would each fail on it."""
     if args.seeds < 1 or args.jobs < 1:
         raise EffscaleError("--seeds and --jobs must be >= 1")
     if args.backend != "ray" and (args.address or args.asha):
@@ -44,6 +44,13 @@ def run_points(args: argparse.Namespace, kind: str, out: Path, baseline: Network
         raise EffscaleError("--storage and --prune are Optuna options (with --backend ray use --asha)")
     train = train_config_from_args(args, threads=max(1, available_cores() // args.jobs))
     check_data(args.dataset, train)
+    return train
+
+
+def run_points(args: argparse.Namespace, kind: str, out: Path, baseline: NetworkSpec, points: list[dict[str, Any]],
+               skipped: list[dict[str, Any]] = (), identity: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Train `points` (rows with label, series, d, w, r) of `baseline` in run directory `out`, resuming; results."""
+    train = checked_training(args)
     run_dir = RunDir(out)
     full_identity = {"baseline": baseline.to_dict(), "dataset": args.dataset, "points": [p["label"] for p in points],
                      "train": identity_of(train), "seeds": args.seeds, "backend": args.backend,

@@ -133,7 +133,7 @@ def test_bad_figure_option(cli, tmp_path: Path, argv: list[str], message: str) -
 def test_out_is_a_file(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, budget: str) -> None:
     monkeypatch.chdir(tmp_path)
     Path("afile").write_text("mine\n")
-    status, _, err = cli(command, "3", "--budget", budget, "--dataset", "synthetic", "--out", "afile")
+    status, _, err = cli(command, "3", "--budget", budget, "--dataset", "synthetic", "--val-size", "100", "--subset", "200", "--out", "afile")
     assert_one_line_error(status, err, "cannot create run directory afile: File exists")
     assert Path("afile").read_text() == "mine\n"
 
@@ -144,6 +144,16 @@ def test_run_directory_of_another_command_is_left_alone(cli, tmp_path: Path, com
     with RunDir(out).claim("nas", {"reward": "accuracy"}):
         pass
     before = {path.name: path.read_bytes() for path in out.iterdir()}
-    status, _, err = cli(command, "3", "--budget", budget, "--dataset", "synthetic", "--out", str(out))
+    status, _, err = cli(command, "3", "--budget", budget, "--dataset", "synthetic", "--val-size", "100", "--subset", "200", "--out", str(out))
     assert_one_line_error(status, err, f"run directory {out} was made by a different command (made by 'effscale nas')")
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # no experiment.json, config.json kept
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds", "0"], "--seeds and --jobs must be >= 1"),
+    (["--dataset", "synthetic:50"], "val_size must be between 1 and 49"),
+])
+def test_several_baselines_check_options_before_writing(cli, tmp_path: Path, argv: list[str], message: str) -> None:
+    out = tmp_path / "out"
+    assert_one_line_error(*cli("table", "3", "--budget", "cpu", "--out", str(out), *argv)[::2], message)
+    assert not out.exists()
