@@ -10,12 +10,14 @@ from effscale.search.cost import check_cost_name
 
 # The most negative exponent w accepted: far beyond MnasNet's -1 (its hard constraint) and the paper's -0.07.
 W_MIN = -10.0
+# The largest target T: with a cost >= 1 and w >= W_MIN, (COST / T)^w stays below 1e180, far from overflowing.
+T_MAX = 1e18
 
 
 def check_target(target: float, w: float) -> None:
-    """T must be a positive finite number and W_MIN <= w <= 0 (a larger cost never raises the reward)."""
-    if not math.isfinite(target) or target <= 0:
-        raise EffscaleError(f"target T must be > 0, got {target:g}")
+    """0 < T <= T_MAX and W_MIN <= w <= 0 (a larger cost never raises the reward)."""
+    if not 0 < target <= T_MAX:
+        raise EffscaleError(f"target T must be > 0 and at most {T_MAX:g}, got {target:g}")
     if not W_MIN <= w <= 0:
         raise EffscaleError(f"w must lie in [{W_MIN:g}, 0] (a larger cost cannot raise the reward; the paper uses "
                             f"-0.07, MnasNet's hard constraint -1), got {w:g}")

@@ -66,6 +66,8 @@ def _architecture_name(spec: NetworkSpec) -> str:
     return "nas-" + hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
 
 
+MAX_WIDTH = 16.0  # a width choice multiplies the reference's filters: 16x is beyond any useful candidate
+
 @dataclass(frozen=True)
 class SearchSpace:
     """One block per reference stage, each choosing from the same option lists.
@@ -105,7 +107,7 @@ class SearchSpace:
         _require(self.kernels, lambda k: _is_integer(k) and k >= 1 and k % 2 == 1, "kernels must be odd positive integers")
         _require(self.layer_deltas, _is_integer, "layer deltas must be integers")
         _require(self.se_ratios, lambda se: _is_finite(se) and 0 <= se <= 1, "SE ratios must be finite numbers in [0, 1]")
-        _require(self.widths, lambda w: _is_finite(w) and w > 0, "widths must be finite numbers > 0")
+        _require(self.widths, lambda w: _is_finite(w) and 0 < w <= MAX_WIDTH, f"widths must lie in (0, {MAX_WIDTH:g}]")
 
     @property
     def base(self) -> NetworkSpec:

@@ -143,6 +143,7 @@ def test_ray_backend_writes_the_same_outputs_and_resumes(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("extra, fragments", [
     (["--target-macs", "0"], ["target T must be > 0"]),
+    (["--target-macs", "1e300", "--w=-10"], ["target T must be > 0 and at most 1e+18, got 1e+300"]),
     (["--target-macs=-2M"], ["target T must be > 0"]),
     (["--w", "0.07"], ["w must lie in [-10, 0]", "got 0.07"]),
     (["--w=-1e308"], ["w must lie in [-10, 0]", "got -1e+308"]),
@@ -150,7 +151,7 @@ def test_ray_backend_writes_the_same_outputs_and_resumes(tmp_path: Path) -> None
     (["--max-macs", "0"], ["--max-macs must be a finite number > 0, got 0"]),
     (["--max-macs=-1M"], ["--max-macs must be a finite number > 0, got -1e+06"]),
     (["--max-macs", "1e400"], ["--max-macs must be a finite number > 0, got inf"]),
-    (["--widths", "0,1"], ["widths must be finite numbers > 0, got 0.0"]),
+    (["--widths", "0,1"], ["widths must lie in (0, 16], got 0.0"]),
     (["--se-ratios", "0,1.5"], ["SE ratios must be finite numbers in [0, 1], got 1.5"]),
     (["--population", "1"], ["--population must be >= 2, got 1"]),
     (["--searcher", "evolution", "--tournament", "3"], ["--tournament must lie in [1, --population] = [1, 2]", "got 3"]),

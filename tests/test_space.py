@@ -153,10 +153,11 @@ def test_bad_choices_and_params_are_rejected() -> None:
 
 
 @pytest.mark.parametrize(("field", "options", "message"), [
-    ("widths", (1.0, float("nan")), "widths must be finite numbers > 0, got nan"),
-    ("widths", (float("inf"),), "widths must be finite numbers > 0, got inf"),
-    ("widths", (0.0, 1.0), "widths must be finite numbers > 0, got 0.0"),
-    ("widths", (-1.0, "2"), "widths must be finite numbers > 0, got -1.0, '2'"),
+    ("widths", (1.0, float("nan")), r"widths must lie in \(0, 16\], got nan"),
+    ("widths", (float("inf"),), r"widths must lie in \(0, 16\], got inf"),
+    ("widths", (0.0, 1.0), r"widths must lie in \(0, 16\], got 0.0"),
+    ("widths", (1.0, 1e300), r"widths must lie in \(0, 16\], got 1e\+300"),
+    ("widths", (-1.0, "2"), r"widths must lie in \(0, 16\], got -1.0, '2'"),
     ("se_ratios", (0.0, float("nan")), r"SE ratios must be finite numbers in \[0, 1\], got nan"),
     ("se_ratios", (-0.25, 1.5), r"SE ratios must be finite numbers in \[0, 1\], got -0.25, 1.5"),
     ("se_ratios", (True,), r"SE ratios must be finite numbers in \[0, 1\], got True"),
