@@ -17,7 +17,8 @@ from effscale.search.rundir import RunDir
 EXAMPLES = """\
 Each grid point (alpha, beta, gamma >= 1 with |alpha * beta^2 * gamma^2 - 2| <= tolerance) scales the
 baseline at phi = 1; points whose analytic MACs ratio falls outside --macs-band, and points that round to
-the same network as another (the one closest to the constraint is kept), are skipped before training. Rerunning the same command on the same --out resumes: no finished point is trained again.
+the same network as another (the one closest to the constraint is kept), are skipped before training.
+Rerunning the same command on the same --out resumes: no finished point is trained again.
 
 examples:
   effscale grid --out runs/grid                                       # default proxy on Fashion-MNIST

@@ -24,7 +24,7 @@ from effscale.search.rundir import RunDir
 from effscale.search.samplers import MULTI_OBJECTIVE, SEARCHERS, make_sampler
 from effscale.search.space import CHOICE_FIELDS, SearchSpace
 from effscale.search.task import check_data
-from effscale.search.train_config import TrainConfig, available_cores
+from effscale.search.train_config import TrainConfig, threads_per_job
 
 BACKENDS = ("optuna", "ray")
 REFERENCES = ("efficientnet-b0", "mobilenet-v2")
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     space = space_from_args(args)
     target = cost_of(space.base, args.cost) if args.target is None else args.target
     reward = RewardSpec(target, args.w, args.hard, args.cost)
-    train = train_config_from_args(args, threads=max(1, available_cores() // args.jobs))
+    train = train_config_from_args(args, threads=threads_per_job(args.jobs))
     check_data(args.dataset, train)
     evaluation = Evaluation(args.dataset, train, seeds=args.seeds, max_macs=args.max_macs)
     objective = NasObjective(space, evaluation, reward, multi_objective=args.searcher in MULTI_OBJECTIVE)

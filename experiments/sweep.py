@@ -15,7 +15,7 @@ from effscale.search.grid_search import GridObjective, GridRun
 from effscale.search.objective import Evaluation
 from effscale.search.rundir import RunDir
 from effscale.search.task import check_data
-from effscale.search.train_config import TrainConfig, available_cores
+from effscale.search.train_config import TrainConfig, threads_per_job
 
 BACKENDS = ("optuna", "ray")
 SWEEP_DEFAULTS = TrainConfig(epochs=2.0, subset=10000)  # grid and family training: per point, not one long run
@@ -42,7 +42,7 @@ def checked_training(args: argparse.Namespace) -> TrainConfig:
         raise EffscaleError("--address and --asha need --backend ray")
     if args.backend == "ray" and (args.storage or args.prune):
         raise EffscaleError("--storage and --prune are Optuna options (with --backend ray use --asha)")
-    train = train_config_from_args(args, threads=max(1, available_cores() // args.jobs))
+    train = train_config_from_args(args, threads=threads_per_job(args.jobs))
     check_data(args.dataset, train)
     return train
 

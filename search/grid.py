@@ -55,6 +55,11 @@ class GridPoint:
     def label(self) -> str:
         return f"a={self.alpha:g} b={self.beta:g} g={self.gamma:g}"
 
+    @property
+    def constraint(self) -> float:
+        """alpha * beta^2 * gamma^2."""
+        return self.alpha * self.beta**2 * self.gamma**2
+
 
 def _axis(bounds: tuple[float, float], step: float) -> list[float]:
     count_ = int(math.floor((bounds[1] - bounds[0]) / step + 1e-9)) + 1
@@ -91,25 +96,25 @@ def screen(points: list[GridPoint], baseline: NetworkSpec, config: GridConfig) -
     constraint target is trained.
     """
     low, high = config.macs_band
-    by_network: dict[NetworkSpec, list[dict]] = {}
+    by_network: dict[NetworkSpec, list[tuple[GridPoint, dict]]] = {}
     skipped = []
     for grid_point in points:
         coefficients = compound(grid_point.alpha, grid_point.beta, grid_point.gamma, 1.0)
         row = point(baseline, coefficients, grid_point.label, "grid", **asdict(grid_point))
         if low <= row["macs_ratio"] <= high:
-            by_network.setdefault(apply(baseline, coefficients), []).append(row)
+            by_network.setdefault(apply(baseline, coefficients), []).append((grid_point, row))
         else:
             skipped.append({**row, "reason": f"MACs ratio outside the band {low:g}..{high:g}"})
     if not by_network:
         raise EffscaleError(f"every grid point's MACs ratio falls outside the band {low:g}..{high:g}")
     kept = []
     for same in by_network.values():
-        chosen = min(same, key=lambda row: abs(row["alpha"] * row["beta"] ** 2 * row["gamma"] ** 2 - config.target))
+        chosen_point, chosen = min(same, key=lambda pair: abs(pair[0].constraint - config.target))
         kept.append(chosen)
-        skipped += [{**row, "reason": f"the same network as {chosen['label']}"} for row in same if row is not chosen]
+        skipped += [{**row, "reason": f"the same network as {chosen_point.label}"} for _, row in same if row is not chosen]
     return sorted(kept, key=lambda row: row["index"]), sorted(skipped, key=lambda row: row["index"])
 
 
 def constraint_values(points: list[GridPoint]) -> np.ndarray:
     """alpha * beta^2 * gamma^2 of each point."""
-    return np.array([p.alpha * p.beta**2 * p.gamma**2 for p in points])
+    return np.array([p.constraint for p in points])

@@ -119,10 +119,15 @@ def recover_interrupted(study: optuna.Study) -> int:
 def recover_stale(study: optuna.Study) -> int:
     """Fail the trials whose heartbeat stopped and queue their parameters again; how many."""
     before = len(interrupted(study.get_trials(deepcopy=False)))
+    _fail_stale(study)
+    return len(interrupted(study.get_trials(deepcopy=False))) - before
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    """Optuna's `fail_stale_trials` (which calls `_queue_again` on each); nothing without a heartbeat."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        fail_stale_trials(study)  # calls _queue_again on each
-    return len(interrupted(study.get_trials(deepcopy=False))) - before
+        fail_stale_trials(study)
 
 
 def _queue_again(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -170,8 +175,7 @@ def work(setup: StudySetup, objective: TrialObjective, done: Done) -> None:
         run_dir = RunDir(setup.run_dir)
         while True:
             with run_dir.mutex("ask"):
-                if is_heartbeat_enabled(study._storage):
-                    recover_stale(study)  # another machine's launcher died: queue its trials again
+                _fail_stale(study)  # another machine's launcher died: queue its trials again
                 if os.getppid() != launcher or done(study.get_trials(deepcopy=False)):
                     return
                 with warnings.catch_warnings():

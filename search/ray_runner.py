@@ -26,7 +26,7 @@ from ray.tune.schedulers import ASHAScheduler
 from effscale.models.errors import EffscaleError
 from effscale.search.grid_search import POINT, GridObjective, GridRun, point_rows, skipped_rows
 from effscale.search.objective import TRIAL_FAILURES, Evaluation
-from effscale.search.train_config import TrainConfig, available_cores
+from effscale.search.train_config import TrainConfig, available_cores, threads_per_job
 
 CONNECT_TIMEOUT_S = 3.0
 SNAPSHOT_PERIOD_S = "1"  # Tune's default ("auto", >= 10 s) can lose trials that finished just before a kill
@@ -48,7 +48,7 @@ def run_ray_grid(grid_run: GridRun) -> pd.DataFrame:
 
 def with_trial_threads(evaluation: Evaluation, jobs: int) -> Evaluation:
     """`evaluation` with an explicit torch thread count: the user's, or this machine's cores / `jobs`."""
-    threads = evaluation.train.threads or max(1, available_cores() // jobs)
+    threads = evaluation.train.threads or threads_per_job(jobs)
     return replace(evaluation, train=evaluation.train.with_(threads=threads))
 
 

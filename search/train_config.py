@@ -27,6 +27,11 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def threads_per_job(jobs: int) -> int:
+    """Torch threads for each of `jobs` concurrent trials: this machine's cores shared out, at least 1."""
+    return max(1, available_cores() // jobs)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One proxy-training recipe; invalid values raise `EffscaleError` with one line."""
