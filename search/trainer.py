@@ -2,6 +2,7 @@
 
 The hot loop draws uint8 batches from in-memory tensors by index, augments and normalises them as
 whole-batch tensor ops and feeds a channels_last model: no DataLoader, no per-sample Python.
+The process keeps the memory a step frees for the next one (`effscale.search.allocator`).
 Every evaluation first recomputes the batch-norm statistics under the current weights ("precise BN").
 Random state (initialisation, shuffling, augmentation, dropout) comes from `config.seed` inside a
 forked RNG, and the torch thread count is set for the run and restored afterwards; on the CPU the
@@ -24,6 +25,7 @@ from effscale.models.builder import build, zero_init_residual
 from effscale.models.complexity import count
 from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
+from effscale.search.allocator import keep_freed_memory
 from effscale.search.augment import augment
 from effscale.search.memory import reported_out_of_memory
 from effscale.search.optim import lr_factor, make_optimizer
@@ -51,6 +53,7 @@ def proxy_train(spec: NetworkSpec, task: ProxyTask, config: TrainConfig = TrainC
     check_batch(config, len(task.train_labels))
     device = resolve_device(config.device)
     complexity = count(spec)
+    keep_freed_memory()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.num_threads)
     try:

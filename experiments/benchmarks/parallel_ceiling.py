@@ -22,11 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from effscale.models.builder import build
+from effscale.search.allocator import keep_freed_memory
 from effscale.search.proxy import proxy_spec
 
 
 def proxy_step(resolution: int = 32, batch_size: int = 128) -> Callable[[], None]:
-    """One AdamW training step of the default proxy on a fixed random channels_last batch, as a function."""
+    """One AdamW training step of the default proxy on a fixed random channels_last batch, as a function; the
+    process keeps the memory a step frees, as in proxy training."""
+    keep_freed_memory()
     torch.manual_seed(0)
     spec = proxy_spec(resolution)
     model = build(spec).to(memory_format=torch.channels_last)

@@ -1,13 +1,15 @@
 """Training throughput of the proxy harness against a plain PyTorch loop, and against matmul FLOP/s.
 
 Both train the default proxy with the same batch size, optimiser and number of steps on the same
-images: the harness (uint8 in memory, channels_last, explicit threads, no DataLoader) and a plain
-loop (DataLoader over a TensorDataset of float NCHW tensors, eager, default threads). The harness also
-runs in NCHW, to show how much of the speedup is the memory format ("of it channels_last"). Each loop first
-runs a few untimed steps (oneDNN builds its kernels for each new shape and layout on first use), then the
-three take turns for a few rounds: the table gives the median images/s of each and the median and range of
-the ratios measured within a round. Achieved training FLOP/s count 3 x forward MACs x 2 per image; the
-matmul reference is a float32 torch.mm.
+images: the harness (uint8 in memory, channels_last, explicit threads, no DataLoader, freed memory kept
+for reuse) and a plain loop (DataLoader over a TensorDataset of float NCHW tensors, eager, default threads,
+glibc's default allocator). To show where the speedup comes from, the harness also runs in NCHW ("of it
+channels_last") and with glibc's defaults, EFFSCALE_KEEP_FREED_MEMORY=0 ("of it memory kept"). Each loop
+runs in a process of its own, as the allocator's settings hold for a whole process. Each first runs a few
+untimed steps (oneDNN builds its kernels for each new shape and layout on first use), then the loops take
+turns for a few rounds: the table gives the median images/s of each and the median and range of the ratios
+measured within a round.
+Achieved training FLOP/s count 3 x forward MACs x 2 per image; the matmul reference is a float32 torch.mm.
 
     python -m effscale.experiments.benchmarks.train_speed [--steps 40] [--rounds 3] [--resolutions 32,64]
 """
@@ -15,9 +17,11 @@ matmul reference is a float32 torch.mm.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import statistics
 import time
-from functools import partial
+from multiprocessing.connection import Connection
 
 import pandas as pd
 import torch
@@ -29,6 +33,7 @@ from effscale.experiments.output import print_table
 from effscale.models.builder import build
 from effscale.models.complexity import count
 from effscale.models.spec import NetworkSpec
+from effscale.search.allocator import OPT_OUT
 from effscale.search.proxy import proxy_spec
 from effscale.search.task import ProxyTask, adapt, load_task
 from effscale.search.train_config import TrainConfig
@@ -54,6 +59,47 @@ def plain_images_per_second(spec: NetworkSpec, task: ProxyTask, config: TrainCon
         optimizer.step()
         seen += len(y)
     return seen / (time.perf_counter() - start)
+
+
+LOOPS = ("plain", "harness NCHW", "harness, memory returned", "harness")
+
+
+def images_per_second(loop: str, spec: NetworkSpec, task: ProxyTask, config: TrainConfig) -> float:
+    """One measurement of `loop` (one of `LOOPS`)."""
+    if loop == "plain":
+        return plain_images_per_second(spec, task, config)
+    return proxy_train(spec, task, config.with_(channels_last=loop != "harness NCHW"))["images_per_second"]
+
+
+def serve(loop: str, dataset: str, resolution: int, config: TrainConfig, connection: Connection) -> None:
+    """A worker process: measures `loop` for each number of steps it receives, until it receives None."""
+    if loop == "harness, memory returned":
+        os.environ[OPT_OUT] = "0"
+    task = load_task(dataset, resolution, config)
+    spec = adapt(proxy_spec(resolution), task)
+    connection.send((spec.name, count(spec).macs))
+    while (steps := connection.recv()) is not None:
+        connection.send(images_per_second(loop, spec, task, config.with_(max_steps=steps)))
+
+
+class Worker:
+    """One loop in a process of its own, with the name and MACs of the spec it trains; `measure(steps)`
+    runs there and returns its images/s."""
+
+    def __init__(self, loop: str, dataset: str, resolution: int, config: TrainConfig) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        self.connection, theirs = spawn.Pipe()
+        self.process = spawn.Process(target=serve, args=(loop, dataset, resolution, config, theirs), daemon=True)
+        self.process.start()
+        self.spec_name, self.macs = self.connection.recv()
+
+    def measure(self, steps: int) -> float:
+        self.connection.send(steps)
+        return self.connection.recv()
+
+    def close(self) -> None:
+        self.connection.send(None)
+        self.process.join()
 
 
 def matmul_flops(n: int = 2048, repeats: int = 10) -> float:
@@ -86,22 +132,21 @@ def main() -> None:
     peak = matmul_flops()
     rows = []
     for resolution in (int(r) for r in args.resolutions.split(",")):
-        task = load_task(args.dataset, resolution, config)
-        spec = adapt(proxy_spec(resolution), task)
-        loops = [lambda steps: plain_images_per_second(spec, task, config.with_(max_steps=steps)),
-                 lambda steps: proxy_train(spec, task, config.with_(max_steps=steps, channels_last=False))["images_per_second"],
-                 lambda steps: proxy_train(spec, task, config.with_(max_steps=steps))["images_per_second"]]
-        for loop in loops:
-            loop(args.warmup)
-        plain, nchw, harness = in_turns([partial(loop, args.steps) for loop in loops], args.rounds)
+        workers = [Worker(loop, args.dataset, resolution, config) for loop in LOOPS]
+        for worker in workers:
+            worker.measure(args.warmup)
+        readings = in_turns([lambda worker=worker: worker.measure(args.steps) for worker in workers], args.rounds)
+        for worker in workers:
+            worker.close()
+        plain, nchw, returned, harness = readings
         speedup, speedup_range = ratios(harness, plain)
-        train_flops = 3 * 2 * count(spec).macs * statistics.median(harness)
-        rows.append({"resolution": resolution, "plain img/s": statistics.median(plain),
-                     "harness NCHW img/s": statistics.median(nchw), "harness img/s": statistics.median(harness),
-                     "speedup": speedup, "speedup range": speedup_range,
+        train_flops = 3 * 2 * workers[0].macs * statistics.median(harness)
+        rows.append({"resolution": resolution, **{f"{loop} img/s": statistics.median(taken)
+                                                   for loop, taken in zip(LOOPS, readings)},
+                     "speedup": speedup, "speedup range": speedup_range, "of it memory kept": ratios(harness, returned)[0],
                      "of it channels_last": ratios(harness, nchw)[0], "harness GFLOP/s": train_flops / 1e9,
                      "fraction of matmul": train_flops / peak})
-    print(f"{spec.name} on {args.dataset}, batch {args.batch_size}, {args.rounds} rounds of {args.steps} steps "
+    print(f"{workers[0].spec_name} on {args.dataset}, batch {args.batch_size}, {args.rounds} rounds of {args.steps} steps "
           f"after {args.warmup} untimed, {torch.get_num_threads()} threads; "
           f"matmul 2048x2048 float32: {peak / 1e9:.1f} GFLOP/s")
     print_table(pd.DataFrame(rows))
