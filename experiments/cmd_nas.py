@@ -21,7 +21,7 @@ from effscale.search.objective import Evaluation
 from effscale.search.proxy import DEFAULT_PROXY
 from effscale.search.reward import W_MIN, RewardSpec
 from effscale.search.rundir import RunDir
-from effscale.search.samplers import MULTI_OBJECTIVE, SEARCHERS, make_sampler
+from effscale.search.samplers import MULTI_OBJECTIVE, SEARCHERS, make_sampler, searcher_settings
 from effscale.search.space import CHOICE_FIELDS, SearchSpace
 from effscale.search.task import check_data
 from effscale.search.train_config import TrainConfig, threads_per_job
@@ -131,8 +131,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = RunDir(args.out)
     identity = {"reference": space.base.to_dict(), "space": space.choices(), "dataset": args.dataset,
                 "train": identity_of(train), "seeds": args.seeds, "reward": reward.__dict__,
-                "max_macs": args.max_macs, "searcher": args.searcher, "population": args.population,
-                "tournament": args.tournament, "backend": args.backend}
+                "max_macs": args.max_macs, "searcher": args.searcher, "backend": args.backend,
+                **searcher_settings(args.searcher, args.population, args.tournament)}
     with run_dir.claim("nas", identity, {"trials": args.trials, "jobs": args.jobs, "threads": args.threads}) as resuming:
         print(f"search space: {space.size():.3g} architectures around {args.reference} at {args.resolution} px; "
               f"reward ACC * ({args.cost} / {target:.4g})^{'hard' if args.hard else f'{args.w:g}'}; "

@@ -71,9 +71,18 @@ def make_sampler(name: str, seed: int, population: int = 10, tournament: int = 3
     }
     if name not in factories:
         raise EffscaleError(f"unknown searcher {name!r}; known: {', '.join(SEARCHERS)}")
-    if population < 2:
-        raise EffscaleError(f"--population must be >= 2, got {population}")
+    if name != "random" and population < 2:
+        raise EffscaleError(f"--population must be >= 2 with --searcher {name}, got {population}")
     if name == "evolution" and not 1 <= tournament <= population:
         raise EffscaleError(f"--tournament must lie in [1, --population] = [1, {population}] with --searcher evolution, "
                             f"got {tournament}")
     return TrialSeeded(factories[name], seed)
+
+
+def searcher_settings(name: str, population: int, tournament: int) -> dict[str, int]:
+    """Of `population` and `tournament`, those the named searcher uses (what a run's identity records)."""
+    if name == "random":
+        return {}
+    if name == "evolution":
+        return {"population": population, "tournament": tournament}
+    return {"population": population}

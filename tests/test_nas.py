@@ -77,6 +77,14 @@ def test_rerun_resumes_without_new_trials(searches: dict[str, Path], cli) -> Non
     assert len(StudySetup(out, "nas", make_sampler("tpe", 0)).open().trials) == 4
 
 
+def test_resuming_ignores_the_settings_a_searcher_does_not_use(searches: dict[str, Path], cli) -> None:
+    status, stdout, _ = cli(*nas(searches["random"], "--searcher", "random", "--trials", "4", "--population", "1",
+                                 "--tournament", "7"))
+    assert status == 0 and "resuming" in stdout
+    status, _, stderr = cli(*nas(searches["evolution"], "--searcher", "evolution", "--trials", "4", "--tournament", "2"))
+    assert status == 2 and "(tournament: 1 then, 2 now)" in stderr
+
+
 def test_evolution_children_differ_from_a_member_in_exactly_one_choice() -> None:
     space = SearchSpace("efficientnet-b0", resolution=32)
     sampler = RegularizedEvolutionSampler(population_size=4, sample_size=2, seed=0)
@@ -118,10 +126,10 @@ def test_cost_cap_rejects_before_training(tmp_path: Path, cli) -> None:
     assert "Empty DataFrame" not in stdout and "best.json" not in stdout
 
 
-@pytest.mark.parametrize("searcher", ["tpe", "random"])
-def test_tournament_only_constrains_evolution(searcher: str) -> None:
+@pytest.mark.parametrize("searcher, population", [("tpe", 2), ("random", 1)])
+def test_tournament_only_constrains_evolution_and_population_not_random(searcher: str, population: int) -> None:
     space = SearchSpace("mobilenet-v2")
-    study = optuna.create_study(sampler=make_sampler(searcher, 0, population=2, tournament=3))
+    study = optuna.create_study(sampler=make_sampler(searcher, 0, population=population, tournament=3))
     study.optimize(lambda trial: float(space.sample(trial).num_blocks), n_trials=3)
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
     with pytest.raises(EffscaleError, match=r"--tournament must lie in \[1, --population\] = \[1, 2\].*got 3"):
@@ -153,7 +161,7 @@ def test_ray_backend_writes_the_same_outputs_and_resumes(tmp_path: Path) -> None
     (["--max-macs", "1e400"], ["--max-macs must be a finite number > 0, got inf"]),
     (["--widths", "0,1"], ["widths must lie in (0, 16], got 0.0"]),
     (["--se-ratios", "0,1.5"], ["SE ratios must be finite numbers in [0, 1], got 1.5"]),
-    (["--population", "1"], ["--population must be >= 2, got 1"]),
+    (["--population", "1"], ["--population must be >= 2 with --searcher tpe, got 1"]),
     (["--searcher", "evolution", "--tournament", "3"], ["--tournament must lie in [1, --population] = [1, 2]", "got 3"]),
     (["--searcher", "annealing"], ["invalid choice", "'annealing'"]),
     (["--ops", ""], ["the list is empty"]),
