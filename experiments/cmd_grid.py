@@ -10,7 +10,7 @@ from effscale.experiments.sweep import SWEEP_DEFAULTS, add_execution_arguments, 
 from effscale.experiments.training_options import add_training_arguments
 from effscale.models.spec import NetworkSpec
 from effscale.reports.sweep_report import write_sweep_report
-from effscale.search.grid import GridConfig, enumerate_points, screen
+from effscale.search.grid import OUTSIDE_BAND, GridConfig, enumerate_points, screen
 from effscale.search.grid_search import write_best
 from effscale.search.rundir import RunDir
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
                         tolerance=args.tolerance, solve_gamma=args.solve_gamma, macs_band=args.macs_band)
     points = enumerate_points(config)
     kept, skipped = screen(points, baseline, config)
-    outside = sum(row["reason"].startswith("MACs ratio") for row in skipped)
+    outside = sum(row["reason"].startswith(OUTSIDE_BAND) for row in skipped)
     print(f"{len(points)} grid points satisfy the constraint; {len(kept)} distinct networks kept, skipped: {outside} "
           f"with a MACs ratio outside {config.macs_band[0]:g}..{config.macs_band[1]:g}, "
           f"{len(skipped) - outside} the same network as a kept point")

@@ -86,6 +86,9 @@ def enumerate_points(config: GridConfig) -> list[GridPoint]:
     return [GridPoint(i, *triple) for i, triple in enumerate(triples)]
 
 
+OUTSIDE_BAND = "MACs ratio outside the band"  # how a skipped row's reason starts when its MACs ratio is out of band
+
+
 def screen(points: list[GridPoint], baseline: NetworkSpec, config: GridConfig) -> tuple[list[dict], list[dict]]:
     """Scale the baseline at phi = 1 for each point and count it: (kept, skipped) rows with d, w, r and counts,
     each skipped row with its `reason`.
@@ -104,7 +107,7 @@ def screen(points: list[GridPoint], baseline: NetworkSpec, config: GridConfig) -
         if low <= row["macs_ratio"] <= high:
             by_network.setdefault(apply(baseline, coefficients), []).append((grid_point, row))
         else:
-            skipped.append({**row, "reason": f"MACs ratio outside the band {low:g}..{high:g}"})
+            skipped.append({**row, "reason": f"{OUTSIDE_BAND} {low:g}..{high:g}"})
     if not by_network:
         raise EffscaleError(f"every grid point's MACs ratio falls outside the band {low:g}..{high:g}")
     kept = []
