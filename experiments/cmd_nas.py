@@ -18,6 +18,7 @@ from effscale.search.cost import COSTS, cost_of
 from effscale.search.datasets import load_dataset
 from effscale.search.nas_search import NasObjective, NasRun
 from effscale.search.objective import Evaluation
+from effscale.search.optuna_runner import open_rdb_storage
 from effscale.search.proxy import DEFAULT_PROXY
 from effscale.search.reward import W_MIN, RewardSpec
 from effscale.search.rundir import RunDir
@@ -125,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     reward = RewardSpec(target, args.w, args.hard, args.cost)
     train = train_config_from_args(args, threads=threads_per_job(args.jobs))
     check_data(args.dataset, train)
+    if args.storage:
+        open_rdb_storage(args.storage)
     evaluation = Evaluation(args.dataset, train, seeds=args.seeds, max_macs=args.max_macs)
     objective = NasObjective(space, evaluation, reward, multi_objective=args.searcher in MULTI_OBJECTIVE)
     sampler = make_sampler(args.searcher, args.seed, args.population, args.tournament)

@@ -13,6 +13,7 @@ from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
 from effscale.search.grid_search import GridObjective, GridRun
 from effscale.search.objective import Evaluation
+from effscale.search.optuna_runner import open_rdb_storage
 from effscale.search.rundir import RunDir
 from effscale.search.task import check_data
 from effscale.search.train_config import TrainConfig, threads_per_job
@@ -44,6 +45,8 @@ def checked_training(args: argparse.Namespace) -> TrainConfig:
         raise EffscaleError("--storage and --prune are Optuna options (with --backend ray use --asha)")
     train = train_config_from_args(args, threads=threads_per_job(args.jobs))
     check_data(args.dataset, train)
+    if args.storage:
+        open_rdb_storage(args.storage)
     return train
 
 

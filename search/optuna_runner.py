@@ -18,7 +18,8 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,17 +61,31 @@ class StudySetup:
 
     def open(self) -> optuna.Study:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ExperimentalWarning)  # the heartbeat arguments
-                storage: Any = (RDBStorage(self.storage_url, heartbeat_interval=HEARTBEAT_S, grace_period=self.grace_s,
-                                           heartbeat_stale_trial_callback=_queue_again) if self.storage_url
-                                else JournalStorage(JournalFileBackend(str(RunDir(self.run_dir).journal))))
+        with _reported_as_one_line(self.storage_url or RunDir(self.run_dir).journal):
+            storage: Any = (open_rdb_storage(self.storage_url, self.grace_s) if self.storage_url
+                            else JournalStorage(JournalFileBackend(str(RunDir(self.run_dir).journal))))
             return optuna.create_study(study_name=self.name, storage=storage, sampler=self.sampler,
                                        pruner=self.pruner, directions=list(self.directions), load_if_exists=True)
-        except Exception as err:  # unreachable database, bad URL: one line for the user
-            raise EffscaleError(f"cannot open study storage {self.storage_url or RunDir(self.run_dir).journal}: "
-                                f"{str(err).splitlines()[0]}") from None
+
+
+def open_rdb_storage(url: str, grace_s: int = GRACE_S) -> RDBStorage:
+    """The `--storage` database with trial heartbeats; one line when it cannot be opened (launchers call this
+    before they write anything)."""
+    with _reported_as_one_line(url), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)  # the heartbeat arguments
+        return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=grace_s,
+                          heartbeat_stale_trial_callback=_queue_again)
+
+
+@contextmanager
+def _reported_as_one_line(storage: object) -> Iterator[None]:
+    """An unreachable database or a bad URL as one line for the user."""
+    try:
+        yield
+    except EffscaleError:
+        raise
+    except Exception as err:
+        raise EffscaleError(f"cannot open study storage {storage}: {str(err).splitlines()[0]}") from None
 
 
 Done = Callable[[list[FrozenTrial]], bool]

@@ -169,6 +169,7 @@ def test_ray_backend_writes_the_same_outputs_and_resumes(tmp_path: Path) -> None
     (["--kernels", "3,x"], ["not a comma-separated list of integers"]),
     (["--widths", "nan"], ["not a comma-separated list of finite numbers"]),
     (["--address", "127.0.0.1:1"], ["--address needs --backend ray"]),
+    (["--storage", "sqlite:////nonexistent/study.db"], ["cannot open study storage", "unable to open database file"]),
 ])
 def test_bad_input_is_one_line(tmp_path: Path, cli, extra: list[str], fragments: list[str]) -> None:
     assert_one_line_error(*cli(*nas(tmp_path / "run", *extra))[::2], *fragments)
