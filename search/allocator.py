@@ -12,6 +12,7 @@ worth: `python -m effscale.experiments.benchmarks.train_speed`, column "of it me
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 
@@ -20,15 +21,14 @@ MMAP_THRESHOLD = 32 * 2**20  # glibc's largest on 64-bit systems; larger blocks 
 TOP_PAD = 64 * 2**20
 _NEVER_TRIM = 2**31 - 1  # mallopt takes a C int
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-_kept = False
 
 
+@functools.cache
 def keep_freed_memory() -> bool:
-    """Set this process's malloc to keep freed memory for reuse (once); False where the C library is not
-    glibc or EFFSCALE_KEEP_FREED_MEMORY=0."""
-    global _kept
-    if not _kept and os.environ.get(OPT_OUT) != "0" and platform.libc_ver()[0] == "glibc":
-        mallopt = ctypes.CDLL(None).mallopt
-        settings = ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, _NEVER_TRIM), (_M_TOP_PAD, TOP_PAD))
-        _kept = all(mallopt(option, value) == 1 for option, value in settings)
-    return _kept
+    """Set this process's malloc to keep freed memory for reuse; False where the C library is not glibc or
+    EFFSCALE_KEEP_FREED_MEMORY=0. Decided once per process: later calls return the first answer."""
+    if os.environ.get(OPT_OUT) == "0" or platform.libc_ver()[0] != "glibc":
+        return False
+    mallopt = ctypes.CDLL(None).mallopt
+    settings = ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, _NEVER_TRIM), (_M_TOP_PAD, TOP_PAD))
+    return all(mallopt(option, value) == 1 for option, value in settings)
