@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from effscale.experiments import cmd_count, cmd_family, cmd_figure, cmd_grid, cmd_nas, cmd_report, cmd_scale, cmd_train
-from effscale.models.errors import EffscaleError
+from effscale.models.errors import EffscaleError, SettingError
 
 SUBCOMMANDS = (cmd_count, cmd_scale, cmd_train, cmd_grid, cmd_family, cmd_nas, cmd_figure, cmd_report)
 
@@ -46,8 +46,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except EffscaleError as err:
-        print(f"effscale {args.command}: error: {err}", file=sys.stderr)
+        print(f"effscale {args.command}: error: {in_option_terms(err, args)}", file=sys.stderr)
         return 2
+
+
+def in_option_terms(err: EffscaleError, args: argparse.Namespace) -> str:
+    """The error's message, naming the command-line option (--val-size) rather than the setting (val_size) when
+    the command has that option."""
+    if isinstance(err, SettingError) and hasattr(args, err.setting):
+        return err.naming("--" + err.setting.replace("_", "-"))
+    return str(err)
 
 
 def entry_point() -> None:

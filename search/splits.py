@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from effscale.models.errors import EffscaleError
+from effscale.models.errors import SettingError
 from effscale.search.datasets import ImageData
 
 
@@ -16,7 +16,7 @@ def holdout_split(data: ImageData, val_size: int, seed: int = 0) -> tuple[ImageD
     """
     n = len(data)
     if not 0 < val_size < n:
-        raise EffscaleError(f"val_size must be between 1 and {n - 1} for {data.name} ({n} images), got {val_size}")
+        raise SettingError("val_size", f"must be between 1 and {n - 1} for {data.name} ({n} images)", val_size)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     labels = data.labels[perm]
     # Rank of each shuffled sample within its class, as a fraction of the class size: taking the
@@ -38,7 +38,7 @@ def subset(data: ImageData, n: int | None, seed: int = 0) -> ImageData:
     if n is None:
         return data
     if not 0 < n <= len(data):
-        raise EffscaleError(f"subset size must be between 1 and {len(data)} (the training images left after the held-out ones), got {n}")
+        raise SettingError("subset", f"must be between 1 and {len(data)} (the training images left after the held-out ones)", n)
     if n == len(data):
         return data
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].sort().values

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any
 
-from effscale.models.errors import EffscaleError
+from effscale.models.errors import SettingError
 
 OPTIMIZERS = ("adamw", "sgd-nesterov", "rmsprop")
 SCHEDULES = ("cosine", "constant")
@@ -34,7 +34,7 @@ def threads_per_job(jobs: int) -> int:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One proxy-training recipe; invalid values raise `EffscaleError` with one line."""
+    """One proxy-training recipe; an invalid value raises `SettingError` naming its field."""
 
     epochs: float = 5.0
     max_steps: int | None = None
@@ -59,26 +59,26 @@ class TrainConfig:
     eval_batch_size: int = 256  # small enough for the caches: 1000 made a 1-thread evaluation 26% slower
 
     def __post_init__(self) -> None:
-        _check(math.isfinite(self.epochs) and self.epochs > 0, "epochs must be > 0", self.epochs)
+        _check(math.isfinite(self.epochs) and self.epochs > 0, "epochs", "must be a finite number > 0", self.epochs)
         for name in ("max_steps", "max_images", "subset"):
             value = getattr(self, name)
-            _check(value is None or value >= 1, f"{name} must be >= 1", value)
-        _check(self.max_seconds is None or self.max_seconds > 0, "max_seconds must be > 0", self.max_seconds)
-        _check(self.batch_size >= 2, "batch_size must be >= 2 (batch norm needs two samples)", self.batch_size)
-        _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}", self.optimizer)
-        _check(math.isfinite(self.lr) and self.lr > 0, "lr must be > 0", self.lr)
-        _check(self.weight_decay >= 0, "weight_decay must be >= 0", self.weight_decay)
-        _check(self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}", self.schedule)
-        _check(0 <= self.warmup < 1, "warmup must lie in [0, 1)", self.warmup)
-        _check(0 <= self.label_smoothing < 1, "label_smoothing must lie in [0, 1)", self.label_smoothing)
-        _check(self.augment in AUGMENTATIONS, f"augment must be one of {', '.join(AUGMENTATIONS)}", self.augment)
-        _check(self.threads is None or 1 <= self.threads <= MAX_THREADS, f"threads must be from 1 to {MAX_THREADS}",
+            _check(value is None or value >= 1, name, "must be >= 1", value)
+        _check(self.max_seconds is None or self.max_seconds > 0, "max_seconds", "must be > 0", self.max_seconds)
+        _check(self.batch_size >= 2, "batch_size", "must be >= 2 (batch norm needs two samples)", self.batch_size)
+        _check(self.optimizer in OPTIMIZERS, "optimizer", f"must be one of {', '.join(OPTIMIZERS)}", self.optimizer)
+        _check(math.isfinite(self.lr) and self.lr > 0, "lr", "must be a finite number > 0", self.lr)
+        _check(self.weight_decay >= 0, "weight_decay", "must be >= 0", self.weight_decay)
+        _check(self.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}", self.schedule)
+        _check(0 <= self.warmup < 1, "warmup", "must lie in [0, 1)", self.warmup)
+        _check(0 <= self.label_smoothing < 1, "label_smoothing", "must lie in [0, 1)", self.label_smoothing)
+        _check(self.augment in AUGMENTATIONS, "augment", f"must be one of {', '.join(AUGMENTATIONS)}", self.augment)
+        _check(self.threads is None or 1 <= self.threads <= MAX_THREADS, "threads", f"must be from 1 to {MAX_THREADS}",
                self.threads)
         for name in ("seed", "data_seed"):
-            _check(0 <= getattr(self, name) < 2**63, f"{name} must be from 0 to 2^63 - 1", getattr(self, name))
-        _check(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}", self.device)
-        _check(self.val_size >= 1, "val_size must be >= 1", self.val_size)
-        _check(self.eval_batch_size >= 1, "eval_batch_size must be >= 1", self.eval_batch_size)
+            _check(0 <= getattr(self, name) < 2**63, name, "must be from 0 to 2^63 - 1", getattr(self, name))
+        _check(self.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)}", self.device)
+        _check(self.val_size >= 1, "val_size", "must be >= 1", self.val_size)
+        _check(self.eval_batch_size >= 1, "eval_batch_size", "must be >= 1", self.eval_batch_size)
 
     @property
     def num_threads(self) -> int:
@@ -89,6 +89,6 @@ class TrainConfig:
         return replace(self, **changes)
 
 
-def _check(ok: bool, message: str, value: object) -> None:
+def _check(ok: bool, setting: str, requirement: str, value: object) -> None:
     if not ok:
-        raise EffscaleError(f"{message}, got {value!r}")
+        raise SettingError(setting, requirement, value)

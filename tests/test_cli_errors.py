@@ -53,7 +53,7 @@ def test_depth_beyond_what_can_be_counted(cli) -> None:
 
 
 def test_zero_threads(cli) -> None:
-    assert_one_line_error(*cli("train", "--threads", "0")[::2], "threads must be from 1 to 1024, got 0")
+    assert_one_line_error(*cli("train", "--threads", "0")[::2], "--threads must be from 1 to 1024, got 0")
 
 
 def test_batch_larger_than_training_images(cli) -> None:

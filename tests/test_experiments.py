@@ -117,8 +117,8 @@ def test_bad_config_is_refused_when_it_loads(cli, tmp_path: Path, changes: dict[
 @pytest.mark.parametrize("argv, message", [
     (["--config", ""], "argument --config: an empty value"),
     (["--out", ""], "argument --out: an empty path"),
-    (["--epochs", "0"], "epochs must be > 0, got 0"),
-    (["--val-size", "0"], "val_size must be >= 1, got 0"),
+    (["--epochs", "0"], "--epochs must be a finite number > 0, got 0.0"),
+    (["--val-size", "0"], "--val-size must be >= 1, got 0"),
 ])
 def test_bad_figure_option(cli, tmp_path: Path, argv: list[str], message: str) -> None:
     config = write_config(tmp_path / "ok.yaml")
@@ -151,7 +151,7 @@ def test_run_directory_of_another_command_is_left_alone(cli, tmp_path: Path, com
 
 @pytest.mark.parametrize("argv, message", [
     (["--seeds", "0"], "--seeds and --jobs must be >= 1"),
-    (["--dataset", "synthetic:50"], "val_size must be between 1 and 49"),
+    (["--dataset", "synthetic:50"], "--val-size must be between 1 and 49"),
 ])
 def test_several_baselines_check_options_before_writing(cli, tmp_path: Path, argv: list[str], message: str) -> None:
     out = tmp_path / "out"

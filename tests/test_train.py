@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from effscale.models.builder import ResidualBlock, build, zero_init_residual
-from effscale.models.errors import EffscaleError
+from effscale.models.errors import SettingError
 from effscale.models.zoo import get_model
 from effscale.search import datasets
 from effscale.search.proxy import proxy_spec
@@ -131,9 +132,13 @@ def test_budgets_and_report_hook() -> None:
 
 @pytest.mark.parametrize("change", [{"lr": 0}, {"optimizer": "lamb"}, {"epochs": -1}, {"batch_size": 1}, {"augment": "mixup"}])
 def test_config_rejects_bad_values_with_one_line(change: dict) -> None:
-    with pytest.raises(EffscaleError) as info:
+    with pytest.raises(SettingError) as info:
         TrainConfig(**change)
+    (setting,) = change
+    assert info.value.setting == setting and str(info.value).startswith(f"{setting} must ")
     assert "\n" not in str(info.value)
+    copy = pickle.loads(pickle.dumps(info.value))  # errors cross process boundaries whole
+    assert (copy.setting, str(copy)) == (setting, str(info.value))
 
 
 def test_cli_trains_and_prints_json(cli) -> None:
@@ -153,7 +158,8 @@ def test_cli_missing_dataset(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize("argv, fragment", [
     (["--dataset", "imagenet-22k"], "unknown dataset 'imagenet-22k'"),
     (["--dataset", "synthetic", "--resolution", "4"], "resolution must be >= 8"),
-    (["--dataset", "synthetic", "--lr", "-1"], "lr must be > 0"),
+    (["--dataset", "synthetic", "--lr", "-1"], "--lr must be a finite number > 0, got -1.0"),
+    (["--dataset", "synthetic:50", "--val-size", "10", "--subset", "60"], "--subset must be between 1 and 40"),
 ])
 def test_cli_bad_input_is_one_line(cli, argv: list[str], fragment: str) -> None:
     assert_one_line_error(*cli("train", *argv)[::2], fragment)
