@@ -17,7 +17,8 @@ import os
 import platform
 
 OPT_OUT = "EFFSCALE_KEEP_FREED_MEMORY"  # "0": leave glibc's defaults
-MMAP_THRESHOLD = 32 * 2**20  # glibc's largest on 64-bit systems; larger blocks still come from mmap
+MMAP_THRESHOLD = 32 * 2**20  # glibc's largest on 64-bit systems; a larger block still comes from the heap when
+# it has a free space that size, and from a fresh mmap only when it has none
 TOP_PAD = 64 * 2**20
 _NEVER_TRIM = 2**31 - 1  # mallopt takes a C int
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
