@@ -149,7 +149,7 @@ def test_grid_bad_input(cli, tmp_path: Path, argv: list[str], message: str) -> N
 
 @pytest.mark.parametrize("argv, message", [
     (["--dataset", "/nonexistent"], "unknown dataset '/nonexistent'"),
-    (["--subset", "100000"], "subset size must be between 1 and 450"),
+    (["--subset", "100000"], "--subset must be between 1 and 450"),
     (["--storage", "nosuchdb://x"], "cannot open study storage nosuchdb://x: Can't load plugin"),
     (["--storage", "sqlite:////nonexistent/study.db"], "unable to open database file"),
 ])
