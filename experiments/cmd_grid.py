@@ -6,7 +6,7 @@ import argparse
 
 from effscale.experiments.options import finite_float, load_model, nonempty_path
 from effscale.experiments.output import print_table
-from effscale.experiments.sweep import SWEEP_DEFAULTS, add_execution_arguments, run_points
+from effscale.experiments.sweep import SWEEP_DEFAULTS, add_execution_arguments, checked_training, run_points
 from effscale.experiments.training_options import add_training_arguments
 from effscale.models.spec import NetworkSpec
 from effscale.reports.sweep_report import write_sweep_report
@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     config = GridConfig(step=args.step, alpha=args.alpha_range, beta=args.beta_range, gamma=args.gamma_range,
                         tolerance=args.tolerance, solve_gamma=args.solve_gamma, macs_band=args.macs_band)
     points = enumerate_points(config)
+    checked_training(args)  # a bad option or dataset is refused before the grid's summary is printed
     kept, skipped = screen(points, baseline, config)
     outside = sum(row["reason"].startswith(OUTSIDE_BAND) for row in skipped)
     print(f"{len(points)} grid points satisfy the constraint; {len(kept)} distinct networks kept, skipped: {outside} "

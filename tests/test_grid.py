@@ -154,9 +154,9 @@ def test_grid_bad_input(cli, tmp_path: Path, argv: list[str], message: str) -> N
     (["--storage", "sqlite:////nonexistent/study.db"], "unable to open database file"),
 ])
 def test_bad_data_or_storage_is_refused_before_the_run_dir_and_workers(cli, tmp_path: Path, argv: list[str], message: str) -> None:
-    status, _, err = cli("grid", "--out", str(tmp_path / "run"), "--jobs", "2", *TINY, *argv)
+    status, out, err = cli("grid", "--out", str(tmp_path / "run"), "--jobs", "2", *TINY, *argv)
     assert_one_line_error(status, err, message)
-    assert not (tmp_path / "run").exists()
+    assert out == "" and not (tmp_path / "run").exists()
 
 
 class BadInputObjective:
