@@ -6,7 +6,7 @@ import argparse
 
 from effscale.experiments.options import nonempty_path, parse_float_list
 from effscale.experiments.output import print_table
-from effscale.experiments.sweep import SWEEP_DEFAULTS, add_execution_arguments, run_points
+from effscale.experiments.sweep import SWEEP_DEFAULTS, add_execution_arguments, checked_training, run_points
 from effscale.experiments.training_options import add_training_arguments
 from effscale.models.errors import EffscaleError
 from effscale.reports.sweep_report import write_sweep_report
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     points = matched_family(found.baseline, found.alpha, found.beta, found.gamma, args.phi)
     out = args.out or args.run_dir / "family"
     identity = {"alpha": found.alpha, "beta": found.beta, "gamma": found.gamma, "phi": list(args.phi)}
-    results = run_points(args, "family", out, found.baseline, points, identity=identity)
+    results = run_points(args, checked_training(args), "family", out, found.baseline, points, identity=identity)
     title = f"Scaling the baseline: compound (alpha={found.alpha:g}, beta={found.beta:g}, gamma={found.gamma:g}) vs one dimension"
     ranking = write_sweep_report(out, results, title)
     print_table(ranking)

@@ -23,7 +23,7 @@ from effscale.experiments.training_options import add_training_arguments
 from effscale.reports import findings
 from effscale.reports.sweep_report import write_sweep_report
 from effscale.search.rundir import RunDir
-from effscale.search.train_config import available_cores
+from effscale.search.train_config import TrainConfig, available_cores
 
 EXAMPLES = """\
 budgets: tiny (a minute or two, for tests), cpu (15 to 45 minutes per figure on 2 cores), gpu (closer to the
@@ -63,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
     experiment = load_experiment(config, args.budget)
     fill_training_options(args, experiment.budget)
     out = args.out or Path("runs") / f"{experiment.name}-{args.budget}"
-    checked_training(args)
+    train = checked_training(args)
     with _claim(out, experiment, args.budget):
-        results = _train(args, experiment, out)
+        results = _train(args, train, experiment, out)
         RunDir(out).write_json(out / EXPERIMENT_FILE, {"config": config, "budget": args.budget,
                                                        "command": command_line()})
         results.to_csv(out / "results.csv", index=False)
@@ -75,12 +75,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace, experiment: Experiment, out: Path) -> pd.DataFrame:
+def _train(args: argparse.Namespace, train: TrainConfig, experiment: Experiment, out: Path) -> pd.DataFrame:
     """Train every baseline's points (in `out`, or with several baselines in `out`/NAME); all results."""
     frames = []
     for name, points in experiment.points.items():
         run_dir = out if len(experiment.points) == 1 else out / name
-        results = run_points(args, experiment.name, run_dir, experiment.baselines[name], points,
+        results = run_points(args, train, experiment.name, run_dir, experiment.baselines[name], points,
                              identity={"experiment": experiment.name, "budget": args.budget})
         frames.append(results.assign(baseline=name))
     return pd.concat(frames, ignore_index=True)

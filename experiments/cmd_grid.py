@@ -69,13 +69,13 @@ def run(args: argparse.Namespace) -> int:
     config = GridConfig(step=args.step, alpha=args.alpha_range, beta=args.beta_range, gamma=args.gamma_range,
                         tolerance=args.tolerance, solve_gamma=args.solve_gamma, macs_band=args.macs_band)
     points = enumerate_points(config)
-    checked_training(args)  # a bad option or dataset is refused before the grid's summary is printed
+    train = checked_training(args)  # bad input is refused before the grid's summary is printed
     kept, skipped = screen(points, baseline, config)
     outside = sum(row["reason"].startswith(OUTSIDE_BAND) for row in skipped)
     print(f"{len(points)} grid points satisfy the constraint; {len(kept)} distinct networks kept, skipped: {outside} "
           f"with a MACs ratio outside {config.macs_band[0]:g}..{config.macs_band[1]:g}, "
           f"{len(skipped) - outside} the same network as a kept point")
-    results = run_points(args, "grid", args.out, baseline, kept, skipped, {"grid": config.__dict__})
+    results = run_points(args, train, "grid", args.out, baseline, kept, skipped, {"grid": config.__dict__})
     run_dir = RunDir(args.out)
     write_best(run_dir, results, baseline)
     ranking = write_sweep_report(run_dir.path, results, "Compound-coefficient grid search (Step 1)", by_point=True)

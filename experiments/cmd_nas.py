@@ -10,7 +10,7 @@ import pandas as pd
 
 from effscale.experiments.options import finite_float, parse_list, parse_number
 from effscale.experiments.output import print_table
-from effscale.experiments.training_options import add_training_arguments, identity_of, train_config_from_args
+from effscale.experiments.training_options import add_training_arguments, identity_of, launch_config_from_args
 from effscale.models.errors import EffscaleError
 from effscale.models.zoo import get_model
 from effscale.reports.nas_report import write_nas_report
@@ -18,14 +18,12 @@ from effscale.search.cost import COSTS, cost_of
 from effscale.search.datasets import load_dataset
 from effscale.search.nas_search import NasObjective, NasRun
 from effscale.search.objective import Evaluation
-from effscale.search.optuna_runner import open_rdb_storage
 from effscale.search.proxy import DEFAULT_PROXY
 from effscale.search.reward import W_MIN, RewardSpec
 from effscale.search.rundir import RunDir
 from effscale.search.samplers import MULTI_OBJECTIVE, SEARCHERS, make_sampler, searcher_settings
 from effscale.search.space import CHOICE_FIELDS, SearchSpace
-from effscale.search.task import check_data
-from effscale.search.train_config import TrainConfig, threads_per_job
+from effscale.search.train_config import TrainConfig
 
 BACKENDS = ("optuna", "ray")
 REFERENCES = ("efficientnet-b0", "mobilenet-v2")
@@ -124,10 +122,7 @@ def run(args: argparse.Namespace) -> int:
     space = space_from_args(args)
     target = cost_of(space.base, args.cost) if args.target is None else args.target
     reward = RewardSpec(target, args.w, args.hard, args.cost)
-    train = train_config_from_args(args, threads=threads_per_job(args.jobs))
-    check_data(args.dataset, train)
-    if args.storage:
-        open_rdb_storage(args.storage)
+    train = launch_config_from_args(args)
     evaluation = Evaluation(args.dataset, train, seeds=args.seeds, max_macs=args.max_macs)
     objective = NasObjective(space, evaluation, reward, multi_objective=args.searcher in MULTI_OBJECTIVE)
     sampler = make_sampler(args.searcher, args.seed, args.population, args.tournament)

@@ -8,15 +8,13 @@ from typing import Any
 
 import pandas as pd
 
-from effscale.experiments.training_options import identity_of, train_config_from_args
+from effscale.experiments.training_options import identity_of, launch_config_from_args
 from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
 from effscale.search.grid_search import GridObjective, GridRun
 from effscale.search.objective import Evaluation
-from effscale.search.optuna_runner import open_rdb_storage
 from effscale.search.rundir import RunDir
-from effscale.search.task import check_data
-from effscale.search.train_config import TrainConfig, threads_per_job
+from effscale.search.train_config import TrainConfig
 
 BACKENDS = ("optuna", "ray")
 SWEEP_DEFAULTS = TrainConfig(epochs=2.0, subset=10000)  # grid and family training: per point, not one long run
@@ -43,17 +41,14 @@ def checked_training(args: argparse.Namespace) -> TrainConfig:
         raise EffscaleError("--address and --asha need --backend ray")
     if args.backend == "ray" and (args.storage or args.prune):
         raise EffscaleError("--storage and --prune are Optuna options (with --backend ray use --asha)")
-    train = train_config_from_args(args, threads=threads_per_job(args.jobs))
-    check_data(args.dataset, train)
-    if args.storage:
-        open_rdb_storage(args.storage)
-    return train
+    return launch_config_from_args(args)
 
 
-def run_points(args: argparse.Namespace, kind: str, out: Path, baseline: NetworkSpec, points: list[dict[str, Any]],
-               skipped: list[dict[str, Any]] = (), identity: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Train `points` (rows with label, series, d, w, r) of `baseline` in run directory `out`, resuming; results."""
-    train = checked_training(args)
+def run_points(args: argparse.Namespace, train: TrainConfig, kind: str, out: Path, baseline: NetworkSpec,
+               points: list[dict[str, Any]], skipped: list[dict[str, Any]] = (),
+               identity: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Train `points` (rows with label, series, d, w, r) of `baseline` with the recipe `train` (from
+    `checked_training`) in run directory `out`, resuming; results."""
     run_dir = RunDir(out)
     full_identity = {"baseline": baseline.to_dict(), "dataset": args.dataset, "points": [p["label"] for p in points],
                      "train": identity_of(train), "seeds": args.seeds, "backend": args.backend,

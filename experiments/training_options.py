@@ -1,10 +1,12 @@
-"""Proxy-training options shared by `train`, `grid`, `family train` and `nas`."""
+"""Proxy-training options shared by `train`, `grid`, `family train`, `figure` and `nas`, and the recipe a launcher checks."""
 
 from __future__ import annotations
 
 import argparse
 
-from effscale.search.train_config import AUGMENTATIONS, DEVICES, OPTIMIZERS, TrainConfig
+from effscale.search.optuna_runner import open_rdb_storage
+from effscale.search.task import check_data
+from effscale.search.train_config import AUGMENTATIONS, DEVICES, OPTIMIZERS, TrainConfig, threads_per_job
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfig = TrainConfig()) -> None:
@@ -36,6 +38,17 @@ def train_config_from_args(args: argparse.Namespace, threads: int | None = None)
         zero_init_residual=args.zero_init_residual, seed=args.seed, device=args.device,
         threads=threads if args.threads is None else args.threads,
     )
+
+
+def launch_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The recipe of each trial of a launcher (--jobs, --storage): the cores shared out among the jobs, once the
+    data loads and fits it and the storage opens, so that bad input is refused before anything is written or a
+    worker starts."""
+    train = train_config_from_args(args, threads=threads_per_job(args.jobs))
+    check_data(args.dataset, train)
+    if args.storage:
+        open_rdb_storage(args.storage)
+    return train
 
 
 def identity_of(config: TrainConfig) -> dict:

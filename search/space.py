@@ -68,6 +68,7 @@ def _architecture_name(spec: NetworkSpec) -> str:
 
 MAX_WIDTH = 16.0  # a width choice multiplies the reference's filters: 16x is beyond any useful candidate
 
+
 @dataclass(frozen=True)
 class SearchSpace:
     """One block per reference stage, each choosing from the same option lists.
