@@ -3,8 +3,10 @@ element-wise work runs to this machine's memory speed.
 
     python -m effscale.experiments.benchmarks.step_profile [--resolution 64] [--compile]
 
-Part 1 profiles a few steps (torch.profiler) and prints the share of time per kind of operator and the share
-spent on the largest activation shape. Part 2 times batch norm and SiLU, forward and backward, alone on a tensor
+Part 1 profiles a few steps (torch.profiler) and prints the share of time per kind of operator (depthwise
+convolutions apart from the others) and the share spent on the largest activation shape. Part 3 times the two
+halves of the step's depthwise convolution backward apart, the input gradient and the weight gradient, for each
+kernel size, with the GFLOP/s each reaches (2 x the kernel's multiply-adds at every output position). Part 2 times batch norm and SiLU, forward and backward, alone on a tensor
 of that shape and divides the bytes their eager passes must move by the time: the GB/s they reach, next to a
 plain copy's GB/s measured in turns with them. With --compile it also times the batch norm + SiLU pair compiled
 by torch.compile against eager (only fusing them can move fewer bytes).
@@ -36,27 +38,68 @@ SILU_PASSES = 5  # forward: read 1, write 1; backward: read x and dy, write dx
 COPY_ELEMENTS = 50_000_000  # 200 MB each way: far beyond the caches
 
 
-def _kind(name: str) -> str:
-    return next((kind for part, kind in KINDS.items() if part in name), "other")
+def operator_kind(name: str, shapes: list[list[int]]) -> str:
+    """The kind of an operator from its name; convolutions whose weight has one input channel per group and one
+    group per input channel are depthwise."""
+    kind = next((kind for part, kind in KINDS.items() if part in name), "other")
+    if kind.startswith("convolution"):
+        x, weight = shapes[1:3] if kind == "convolution backward" else shapes[:2]
+        if len(weight) == 4 and weight[1] == 1 and x[1] == weight[0] > 1:
+            return f"depthwise {kind}"
+    return kind
 
 
-def profile_step(step: Callable[[], None], steps: int) -> tuple[pd.DataFrame, tuple[int, ...], float]:
-    """Share of self CPU time per operator kind; the largest 4-d input shape seen and its share of the time."""
+Shapes = tuple[tuple[int, ...], ...]
+
+
+def profile_step(step: Callable[[], None], steps: int) -> tuple[pd.DataFrame, tuple[int, ...], float, Counter[Shapes]]:
+    """Share of self CPU time per operator kind; the largest 4-d input shape seen and its share of the time;
+    the (output gradient, input, weight) shapes of the depthwise convolution backward calls, with calls per step."""
     step()
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         for _ in range(steps):
             step()
     by_kind: Counter[str] = Counter()
     by_shape: Counter[tuple[int, ...]] = Counter()
+    depthwise: Counter[Shapes] = Counter()
     for event in prof.key_averages(group_by_input_shape=True):
-        by_kind[_kind(event.key)] += event.self_cpu_time_total
+        kind = operator_kind(event.key, event.input_shapes)
+        by_kind[kind] += event.self_cpu_time_total
+        if kind == "depthwise convolution backward":
+            depthwise[tuple(tuple(s) for s in event.input_shapes[:3])] += event.count // steps
         shape = next((tuple(s) for s in event.input_shapes if len(s) == 4), None)
         if shape is not None:
             by_shape[shape] += event.self_cpu_time_total
     total = sum(by_kind.values())
     table = pd.DataFrame([{"operators": kind, "share of step": time_ / total} for kind, time_ in by_kind.most_common()])
     largest = max(by_shape, key=lambda shape: shape[0] * shape[1] * shape[2] * shape[3])
-    return table, largest, by_shape[largest] / total
+    return table, largest, by_shape[largest] / total, depthwise
+
+
+def nhwc(shape: tuple[int, ...]) -> torch.Tensor:
+    """A random tensor of NCHW `shape` with NHWC strides, even on 1x1 maps (where `.contiguous(channels_last)`
+    keeps NCHW strides, and oneDNN then takes another kernel)."""
+    n, c, h, w = shape
+    return torch.randn(n, h, w, c).permute(0, 3, 1, 2)
+
+
+def depthwise_gradients(layers: Counter[Shapes]) -> pd.DataFrame:
+    """Per kernel size: ms per step of the input and of the weight gradients of `layers` (see `profile_step`), timed
+    apart in turns, and the GFLOP/s of each."""
+    rows = []
+    for (grad_shape, x_shape, weight_shape), calls in layers.items():
+        grad, x, weight = nhwc(grad_shape), nhwc(x_shape), nhwc(weight_shape)
+        kernel, stride = weight_shape[-1], -(-x_shape[2] // grad_shape[2])
+        options = {"stride": stride, "padding": kernel // 2, "groups": x_shape[1]}
+        input_seconds, weight_seconds = median_seconds([
+            lambda: torch.nn.grad.conv2d_input(x.shape, weight, grad, **options),
+            lambda: torch.nn.grad.conv2d_weight(x, weight.shape, grad, **options)])
+        rows.append({"kernel": f"{kernel}x{kernel}", "layers": calls, "input gradient ms": calls * 1e3 * input_seconds,
+                     "weight gradient ms": calls * 1e3 * weight_seconds, "flop": calls * 2 * grad.numel() * kernel**2})
+    table = pd.DataFrame(rows).groupby("kernel", as_index=False).sum()
+    for half in ("input", "weight"):
+        table[f"{half} GFLOP/s"] = table["flop"] / table[f"{half} gradient ms"] / 1e6
+    return table.drop(columns="flop")
 
 
 def median_seconds(functions: list[Callable[[], object]], rounds: int = 7, repeats: int = 5) -> list[float]:
@@ -105,7 +148,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="profiled training steps")
     parser.add_argument("--compile", action="store_true", help="also time the batch norm + SiLU pair under torch.compile")
     args = parser.parse_args()
-    table, shape, share = profile_step(proxy_step(args.resolution, args.batch_size), args.steps)
+    table, shape, share, depthwise = profile_step(proxy_step(args.resolution, args.batch_size), args.steps)
     print(f"default proxy at {args.resolution} px, batch {args.batch_size}, channels_last, "
           f"{torch.get_num_threads()} threads, {args.steps} profiled steps")
     print_table(table)
@@ -123,6 +166,8 @@ def main() -> None:
     print(f"alone on {list(shape)}, taking turns with a plain copy of 200 MB (median of 7 rounds): "
           f"the copy moves {copy:.1f} GB/s")
     print_table(pd.DataFrame(rows))
+    print("\ndepthwise convolution backward of a step, its two gradients timed apart (median of 7 rounds, in turns)")
+    print_table(depthwise_gradients(depthwise))
     if args.compile:
         pair = BatchNormSiLU(shape[1])
         eager, compiled = median_seconds([forward_backward(pair, shape), forward_backward(torch.compile(pair), shape)])
