@@ -4,12 +4,13 @@ element-wise work runs to this machine's memory speed.
     python -m effscale.experiments.benchmarks.step_profile [--resolution 64] [--compile]
 
 Part 1 profiles a few steps (torch.profiler) and prints the share of time per kind of operator (depthwise
-convolutions apart from the others) and the share spent on the largest activation shape. Part 3 times the two
-halves of the step's depthwise convolution backward apart, the input gradient and the weight gradient, for each
-kernel size, with the GFLOP/s each reaches (2 x the kernel's multiply-adds at every output position). Part 2 times batch norm and SiLU, forward and backward, alone on a tensor
-of that shape and divides the bytes their eager passes must move by the time: the GB/s they reach, next to a
-plain copy's GB/s measured in turns with them. With --compile it also times the batch norm + SiLU pair compiled
-by torch.compile against eager (only fusing them can move fewer bytes).
+convolutions apart from the others) and the share spent on the largest activation shape. Part 2 times batch norm
+and SiLU, forward and backward, alone on a tensor of that shape and divides the bytes their eager passes must move
+by the time: the GB/s they reach, next to a plain copy's GB/s measured in turns with them. Part 3 times the two
+halves of the step's depthwise convolution backward apart, the input gradient and the weight gradient, per kernel
+size, with the GFLOP/s each reaches (2 x the kernel's multiply-adds at every output position). With --compile it
+also times the batch norm + SiLU pair compiled by torch.compile against eager (only fusing them can move fewer
+bytes).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def depthwise_gradients(layers: Counter[Shapes]) -> pd.DataFrame:
     rows = []
     for (grad_shape, x_shape, weight_shape), calls in layers.items():
         grad, x, weight = nhwc(grad_shape), nhwc(x_shape), nhwc(weight_shape)
-        kernel, stride = weight_shape[-1], -(-x_shape[2] // grad_shape[2])
+        kernel, stride = weight_shape[-1], -(-x_shape[2] // grad_shape[2])  # padding k // 2: ceil(H / stride) rows out
         options = {"stride": stride, "padding": kernel // 2, "groups": x_shape[1]}
         input_seconds, weight_seconds = median_seconds([
             lambda: torch.nn.grad.conv2d_input(x.shape, weight, grad, **options),
