@@ -10,8 +10,8 @@ class SettingError(EffscaleError):
     The CLI names the command-line option instead when the command has one: "--val-size must be >= 1, got 0"."""
 
     def __init__(self, setting: str, requirement: str, value: object) -> None:
-        super().__init__(f"{setting} {requirement}, got {value!r}")
         self.setting, self.requirement, self.value = setting, requirement, value
+        super().__init__(self.naming(setting))
 
     def __reduce__(self) -> tuple[type, tuple[str, str, object]]:
         """Pickled with its parts, so that it crosses process boundaries (multiprocessing, Ray) intact."""

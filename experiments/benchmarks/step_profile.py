@@ -120,9 +120,8 @@ def median_seconds(functions: list[Callable[[], object]], rounds: int = 7, repea
 
 
 def forward_backward(module: nn.Module, shape: tuple[int, ...]) -> Callable[[], object]:
-    """Forward and backward (to the input) of `module` on a random channels_last tensor of `shape`."""
-    x = torch.randn(shape).contiguous(memory_format=torch.channels_last).requires_grad_()
-    grad = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+    """Forward and backward (to the input) of `module` on a random NHWC-strided tensor of `shape`."""
+    x, grad = nhwc(shape).requires_grad_(), nhwc(shape)
     return lambda: torch.autograd.grad(module(x), x, grad)
 
 
