@@ -2,7 +2,8 @@
 
 The hot loop draws uint8 batches from in-memory tensors by index, augments and normalises them as
 whole-batch tensor ops and feeds a channels_last model: no DataLoader, no per-sample Python.
-The process keeps the memory a step frees for the next one (`effscale.search.allocator`).
+The process keeps the memory a step frees for the next one (`effscale.search.allocator`), and on the CPU
+depthwise convolutions take their weight gradient from effscale's kernel (`effscale.search.cpu_kernels`).
 Every evaluation first recomputes the batch-norm statistics under the current weights ("precise BN").
 Random state (initialisation, shuffling, augmentation, dropout) comes from `config.seed` inside a
 forked RNG, and the torch thread count is set for the run and restored afterwards; on the CPU the
@@ -27,6 +28,7 @@ from effscale.models.errors import EffscaleError
 from effscale.models.spec import NetworkSpec
 from effscale.search.allocator import keep_freed_memory
 from effscale.search.augment import augment
+from effscale.search.cpu_kernels import use_cpu_kernels
 from effscale.search.memory import reported_out_of_memory
 from effscale.search.optim import lr_factor, make_optimizer
 from effscale.search.task import ProxyTask, check_batch, check_fits
@@ -84,6 +86,8 @@ class _Run:
         self.model = build(spec).to(device=device, memory_format=self.memory_format)
         if config.zero_init_residual:
             zero_init_residual(self.model)
+        if device.type == "cpu" and config.channels_last:
+            use_cpu_kernels(self.model)
         self.optimizer = make_optimizer(self.model, config)
         self.amp_dtype = _amp_dtype(device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)

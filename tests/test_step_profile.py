@@ -6,6 +6,7 @@ import pytest
 
 from effscale.experiments.benchmarks.parallel_ceiling import proxy_step
 from effscale.experiments.benchmarks.step_profile import depthwise_gradients, operator_kind, profile_step
+from effscale.search.cpu_kernels import PROFILER_NAME, extension
 
 
 @pytest.mark.parametrize(("name", "shapes", "kind"), [
@@ -15,6 +16,7 @@ from effscale.experiments.benchmarks.step_profile import depthwise_gradients, op
     ("aten::mkldnn_convolution", [[128, 1, 64, 64], [16, 1, 3, 3]], "convolution forward"),  # a stem on one channel
     ("aten::native_batch_norm_backward", [[128, 48, 32, 32], [128, 48, 32, 32], [48]], "batch norm"),
     ("aten::add_", [[128, 48, 32, 32], [128, 48, 32, 32]], "other"),
+    (PROFILER_NAME, [], "depthwise convolution backward"),  # effscale's weight-gradient kernel
 ])
 def test_operator_kinds(name: str, shapes: list[list[int]], kind: str) -> None:
     assert operator_kind(name, shapes) == kind
@@ -27,4 +29,5 @@ def test_a_proxy_step_runs_one_depthwise_backward_per_block() -> None:
     assert table["share of step"].sum() == pytest.approx(1.0)
     gradients = depthwise_gradients(depthwise).set_index("kernel")
     assert gradients["layers"].to_dict() == {"3x3": 7, "5x5": 9}  # B0's kernels per stage: 3, 3, 5, 3, 5, 5, 3
-    assert (gradients[["input gradient ms", "weight gradient ms"]] > 0).all().all()
+    timed = ["input gradient ms", "weight gradient ms"] + (["effscale weight gradient ms"] if extension() else [])
+    assert (gradients[timed] > 0).all().all()

@@ -7,8 +7,8 @@ Part 1 profiles a few steps (torch.profiler) and prints the share of time per ki
 convolutions apart from the others) and the share spent on the largest activation shape. Part 2 times batch norm
 and SiLU, forward and backward, alone on a tensor of that shape and divides the bytes their eager passes must move
 by the time: the GB/s they reach, next to a plain copy's GB/s measured in turns with them. Part 3 times the two
-halves of the step's depthwise convolution backward apart, the input gradient and the weight gradient, per kernel
-size, with the GFLOP/s each reaches (2 x the kernel's multiply-adds at every output position). With --compile it
+halves of the step's depthwise convolution backward apart, the input gradient and the weight gradient (PyTorch's
+and effscale's kernel), per kernel size, with the GFLOP/s each reaches (2 x the kernel's multiply-adds at every output position). With --compile it
 also times the batch norm + SiLU pair compiled by torch.compile against eager (only fusing them can move fewer
 bytes).
 """
@@ -29,8 +29,10 @@ from torch.profiler import ProfilerActivity, profile
 from effscale.experiments.benchmarks.parallel_ceiling import proxy_step
 from effscale.experiments.benchmarks.turns import in_turns, medians
 from effscale.experiments.output import print_table
+from effscale.search.cpu_kernels import PROFILER_NAME, extension
 
-KINDS = {"convolution_backward": "convolution backward", "convolution": "convolution forward",
+KINDS = {PROFILER_NAME: "depthwise convolution backward",
+         "convolution_backward": "convolution backward", "convolution": "convolution forward",
          "batch_norm": "batch norm", "silu": "SiLU", "AdamW": "optimiser"}
 """Operator kinds by a part of their name, tried in this order; the rest is "other"."""
 FLOAT_BYTES = 4
@@ -66,7 +68,7 @@ def profile_step(step: Callable[[], None], steps: int) -> tuple[pd.DataFrame, tu
     for event in prof.key_averages(group_by_input_shape=True):
         kind = operator_kind(event.key, event.input_shapes)
         by_kind[kind] += event.self_cpu_time_total
-        if kind == "depthwise convolution backward":
+        if kind == "depthwise convolution backward" and event.key == "aten::convolution_backward":
             depthwise[tuple(tuple(s) for s in event.input_shapes[:3])] += event.count // steps
         shape = next((tuple(s) for s in event.input_shapes if len(s) == 4), None)
         if shape is not None:
@@ -85,21 +87,27 @@ def nhwc(shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def depthwise_gradients(layers: Counter[Shapes]) -> pd.DataFrame:
-    """Per kernel size: ms per step of the input and of the weight gradients of `layers` (see `profile_step`), timed
-    apart in turns, and the GFLOP/s of each."""
+    """Per kernel size: ms per step of the input and of the weight gradients of `layers` (see `profile_step`) by
+    PyTorch (oneDNN), and of the weight gradients by effscale's kernel where it is built, timed apart in turns,
+    and the GFLOP/s of each."""
+    kernels = extension()
     rows = []
     for (grad_shape, x_shape, weight_shape), calls in layers.items():
         grad, x, weight = nhwc(grad_shape), nhwc(x_shape), nhwc(weight_shape)
         kernel, stride = weight_shape[-1], -(-x_shape[2] // grad_shape[2])  # padding k // 2: ceil(H / stride) rows out
         options = {"stride": stride, "padding": kernel // 2, "groups": x_shape[1]}
-        input_seconds, weight_seconds = median_seconds([
-            lambda: torch.nn.grad.conv2d_input(x.shape, weight, grad, **options),
-            lambda: torch.nn.grad.conv2d_weight(x, weight.shape, grad, **options)])
-        rows.append({"kernel": f"{kernel}x{kernel}", "layers": calls, "input gradient ms": calls * 1e3 * input_seconds,
-                     "weight gradient ms": calls * 1e3 * weight_seconds, "flop": calls * 2 * grad.numel() * kernel**2})
+        contenders = {"input gradient": lambda: torch.nn.grad.conv2d_input(x.shape, weight, grad, **options),
+                      "weight gradient": lambda: torch.nn.grad.conv2d_weight(x, weight.shape, grad, **options)}
+        if kernels is not None:
+            contenders["effscale weight gradient"] = lambda: kernels.depthwise_weight_grad(x, grad, kernel, stride,
+                                                                                           kernel // 2)
+        seconds = median_seconds(list(contenders.values()))
+        rows.append({"kernel": f"{kernel}x{kernel}", "layers": calls,
+                     **{f"{name} ms": calls * 1e3 * taken for name, taken in zip(contenders, seconds)},
+                     "flop": calls * 2 * grad.numel() * kernel**2})
     table = pd.DataFrame(rows).groupby("kernel", as_index=False).sum()
-    for half in ("input", "weight"):
-        table[f"{half} GFLOP/s"] = table["flop"] / table[f"{half} gradient ms"] / 1e6
+    for name in [column.removesuffix(" ms") for column in table.columns if column.endswith(" ms")]:
+        table[f"{name} GFLOP/s"] = table["flop"] / table[f"{name} ms"] / 1e6
     return table.drop(columns="flop")
 
 
@@ -166,7 +174,7 @@ def main() -> None:
     print(f"alone on {list(shape)}, taking turns with a plain copy of 200 MB (median of 7 rounds): "
           f"the copy moves {copy:.1f} GB/s")
     print_table(pd.DataFrame(rows))
-    print("\ndepthwise convolution backward of a step, its two gradients timed apart (median of 7 rounds, in turns)")
+    print("\ndepthwise convolution backward of a step, its gradients timed apart (median of 7 rounds, in turns)")
     print_table(depthwise_gradients(depthwise))
     if args.compile:
         pair = BatchNormSiLU(shape[1])

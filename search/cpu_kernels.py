@@ -1,0 +1,104 @@
+"""A faster depthwise-convolution weight gradient for proxy training on the CPU.
+
+oneDNN computes the weight gradient of a channels_last depthwise convolution slowly on the small maps of an
+EfficientNet's later stages: 5x5 kernels on 2x2 to 8x8 maps run at a few GFLOP/s, and all depthwise weight
+gradients together take about a fifth of a proxy training step at 32 and 64 px. `cpu_kernels.cpp` computes them
+with the channels as vectors and the taps' sums in registers. `use_cpu_kernels(model)` switches a model's
+depthwise convolutions to it; their forward pass and input gradient stay PyTorch's. 3x3 kernels on maps larger
+than 8x8, where oneDNN is as fast, keep PyTorch's weight gradient too.
+
+The kernel is compiled on first use (torch.utils.cpp_extension, about 25 s, cached under torch's extensions
+directory); without a C++ compiler, or with EFFSCALE_CPU_KERNELS=0, everything stays PyTorch's.
+What it is worth: `python -m effscale.experiments.benchmarks.train_speed`, column "of it CPU kernels";
+its agreement with PyTorch: tests/test_cpu_kernels.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+OPT_OUT = "EFFSCALE_CPU_KERNELS"  # "0": PyTorch's kernels only
+SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
+PROFILER_NAME = "effscale::depthwise_weight_grad"  # how torch.profiler names the kernel's calls
+ONEDNN_3X3_ABOVE = 64  # output positions (8x8) above which a 3x3 weight gradient stays oneDNN's
+
+
+@functools.cache
+def extension() -> ModuleType | None:
+    """The compiled kernels, or None where they are turned off or cannot be built (with one warning saying why)."""
+    if os.environ.get(OPT_OUT) == "0":
+        return None
+    try:
+        from torch.utils.cpp_extension import load
+
+        return load(name="effscale_cpu_kernels", sources=[str(SOURCE)], extra_cflags=["-O3", "-march=native", "-fopenmp"])
+    except Exception as error:  # no compiler or ninja, a failed build: train with PyTorch's kernels
+        warnings.warn(f"effscale: CPU kernels not built, PyTorch's are used ({type(error).__name__}: {error})",
+                      stacklevel=2)
+        return None
+
+
+class _DepthwiseConvolution(torch.autograd.Function):
+    """A depthwise convolution whose weight gradient comes from the effscale kernel."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.padding = stride, padding
+        return F.conv2d(x, weight, None, stride, padding, 1, weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
+        x, weight = ctx.saved_tensors
+        grad_x = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, [ctx.stride] * 2, [ctx.padding] * 2, [1, 1], False, [0, 0], weight.shape[0],
+                [True, False, False])[0]
+        if ctx.needs_input_grad[1]:
+            with torch.profiler.record_function(PROFILER_NAME):
+                grad_weight = extension().depthwise_weight_grad(x, grad, weight.shape[-1], ctx.stride, ctx.padding)
+        return grad_x, grad_weight, None, None
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """`nn.Conv2d` with one filter per channel; while training float32 channels_last tensors on the CPU, its
+    weight gradient comes from the effscale kernel. Same parameters, state dict and forward result."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernel, stride, padding = self.kernel_size[0], self.stride[0], self.padding[0]
+        out_positions = ((x.shape[-1] + 2 * padding - kernel) // stride + 1) ** 2
+        if (not (torch.is_grad_enabled() and self.weight.requires_grad) or x.device.type != "cpu"
+                or x.dtype != torch.float32 or not x.is_contiguous(memory_format=torch.channels_last)
+                or (kernel == 3 and out_positions > ONEDNN_3X3_ABOVE) or extension() is None):
+            return super().forward(x)
+        return _DepthwiseConvolution.apply(x, self.weight, stride, padding)
+
+
+def _fits(conv: nn.Conv2d) -> bool:
+    """A square, undilated, zero-padded depthwise convolution without bias, of stride and padding equal in both axes."""
+    kernel, stride, padding = conv.kernel_size, conv.stride, conv.padding
+    return (conv.groups == conv.in_channels == conv.out_channels > 1 and conv.bias is None
+            and conv.dilation == (1, 1) and conv.padding_mode == "zeros" and isinstance(padding, tuple)
+            and kernel[0] == kernel[1] and stride[0] == stride[1] and padding[0] == padding[1])
+
+
+def use_cpu_kernels(model: nn.Module) -> int:
+    """Switch the depthwise convolutions of `model` to `DepthwiseConv2d` in place (the parameters stay the
+    same objects); returns how many, 0 where the kernels are turned off or unavailable."""
+    if extension() is None:
+        return 0
+    switched = 0
+    for module in model.modules():
+        if type(module) is nn.Conv2d and _fits(module):
+            module.__class__ = DepthwiseConv2d
+            switched += 1
+    return switched
