@@ -1,11 +1,13 @@
 // CPU kernels for proxy training, built on first use by effscale.search.cpu_kernels (torch.utils.cpp_extension).
 //
 // depthwise_weight_grad: the weight gradient of a depthwise convolution (one filter per channel, no dilation) on
-// channels_last float tensors, dW[c, i, j] = sum over n, ho, wo of grad[n, c, ho, wo] * x[n, c, ho*s + i - p, wo*s + j - p].
-// Channels are innermost in memory, so a block of VEC channels is one vector: for each output position the
-// kernel loads the gradient vector once and adds its product with the input vector under every tap into
-// K*K accumulators that stay in registers. Work is split over (batch chunk, channel block) pairs; each batch
-// chunk has its own partial sums, added in a fixed order, so a given thread count gives the same result.
+// channels_last float tensors,
+//   dW[c, i, j] = sum over n, ho, wo of grad[n, c, ho, wo] * x[n, c, ho*s + i - p, wo*s + j - p].
+// Channels are innermost in memory, so a group of up to GROUP channels is a few contiguous vectors: for each
+// output position the kernel reads the group's gradient once and adds its products with the input under every
+// tap into K*K accumulators (in registers for small groups, in L1 otherwise). Work is split over (batch chunk,
+// channel group) pairs; each batch chunk has its own partial sums, added in a fixed order, so a given thread
+// count gives the same result.
 
 #include <torch/extension.h>
 
@@ -78,7 +80,8 @@ void accumulate_any(const float* x, const float* grad, float* acc_out, const Geo
         for (int64_t ho = ho0; ho < ho1; ++ho)
           for (int64_t wo = wo0; wo < wo1; ++wo) {
             const float* gv = grad + ((n * g.out_height + ho) * g.out_width + wo) * C + c0;
-            const float* xv = x + ((n * g.height + ho * g.stride - g.pad + i) * g.width + wo * g.stride - g.pad + j) * C + c0;
+            const int64_t hi = ho * g.stride - g.pad + i, wi = wo * g.stride - g.pad + j;
+            const float* xv = x + ((n * g.height + hi) * g.width + wi) * C + c0;
             for (int64_t v = 0; v < lanes; ++v) out[v] += gv[v] * xv[v];
           }
     }

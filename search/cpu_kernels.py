@@ -1,22 +1,27 @@
 """A faster depthwise-convolution weight gradient for proxy training on the CPU.
 
 oneDNN computes the weight gradient of a channels_last depthwise convolution slowly on the small maps of an
-EfficientNet's later stages: 5x5 kernels on 2x2 to 8x8 maps run at a few GFLOP/s, and all depthwise weight
-gradients together take about a fifth of a proxy training step at 32 and 64 px. `cpu_kernels.cpp` computes them
-with the channels as vectors and the taps' sums in registers. `use_cpu_kernels(model)` switches a model's
-depthwise convolutions to it; their forward pass and input gradient stay PyTorch's. 3x3 kernels on maps larger
-than 8x8, where oneDNN is as fast, keep PyTorch's weight gradient too.
+EfficientNet's later stages: its 5x5 kernels on 2x2 to 8x8 maps reach a few GFLOP/s (`python -m
+effscale.experiments.benchmarks.step_profile`, last table). `cpu_kernels.cpp` computes it with a group of
+channels as vectors and every tap's sum kept beside it. `use_cpu_kernels(model)` switches a model's depthwise
+convolutions to it; their forward pass and input gradient stay PyTorch's, and so does the weight gradient of 3x3
+kernels on maps larger than 8x8, where oneDNN is as fast.
 
-The kernel is compiled on first use (torch.utils.cpp_extension, about 25 s, cached under torch's extensions
-directory); without a C++ compiler, or with EFFSCALE_CPU_KERNELS=0, everything stays PyTorch's.
-What it is worth: `python -m effscale.experiments.benchmarks.train_speed`, column "of it CPU kernels";
-its agreement with PyTorch: tests/test_cpu_kernels.py.
+The kernel is compiled on first use (torch.utils.cpp_extension, about 25 s) into torch's extensions directory,
+under a name that digests the source, the flags, torch, Python and the CPU; later processes import that build
+directly. Without a C++ compiler, or with EFFSCALE_CPU_KERNELS=0, everything stays PyTorch's. What it is worth:
+`python -m effscale.experiments.benchmarks.train_speed`, column "of it CPU kernels"; its agreement with PyTorch:
+tests/test_cpu_kernels.py.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.util
 import os
+import platform
+import sys
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -31,15 +36,41 @@ PROFILER_NAME = "effscale::depthwise_weight_grad"  # how torch.profiler names th
 ONEDNN_3X3_ABOVE = 64  # output positions (8x8) above which a 3x3 weight gradient stays oneDNN's
 
 
+FLAGS = ["-O3", "-march=native", "-fopenmp"]
+
+
+def build_name() -> str:
+    """The build's name: a digest of everything the compiled module depends on (the source, the flags, torch,
+    Python, and this CPU's instruction sets, since -march=native), so a cached build is never used for another."""
+    cpu = Path("/proc/cpuinfo")
+    instruction_sets = next((line for line in cpu.read_text().splitlines() if line.startswith("flags")), "") \
+        if cpu.is_file() else platform.processor()
+    digest = hashlib.sha256("\n".join([SOURCE.read_text(), *FLAGS, torch.__version__, sys.version, platform.machine(),
+                                        instruction_sets]).encode()).hexdigest()
+    return f"effscale_cpu_kernels_{digest[:16]}"
+
+
 @functools.cache
 def extension() -> ModuleType | None:
-    """The compiled kernels, or None where they are turned off or cannot be built (with one warning saying why)."""
+    """The compiled kernels, or None where they are turned off or cannot be built (with one warning saying why).
+
+    A finished build is imported directly; only the first build runs torch's compiler driver, which serialises
+    concurrent builds with a lock file in the build directory."""
     if os.environ.get(OPT_OUT) == "0":
         return None
+    name = build_name()
     try:
-        from torch.utils.cpp_extension import load
+        from torch.utils.cpp_extension import get_default_build_root, load
 
-        return load(name="effscale_cpu_kernels", sources=[str(SOURCE)], extra_cflags=["-O3", "-march=native", "-fopenmp"])
+        directory = Path(get_default_build_root()) / name
+        built = directory / f"{name}.so"
+        if built.is_file():
+            spec = importlib.util.spec_from_file_location(name, built)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+        directory.mkdir(parents=True, exist_ok=True)
+        return load(name=name, sources=[str(SOURCE)], extra_cflags=FLAGS, build_directory=str(directory))
     except Exception as error:  # no compiler or ninja, a failed build: train with PyTorch's kernels
         warnings.warn(f"effscale: CPU kernels not built, PyTorch's are used ({type(error).__name__}: {error})",
                       stacklevel=2)

@@ -109,3 +109,11 @@ def test_opting_out_keeps_pytorchs_kernels() -> None:
     env = {**os.environ, "EFFSCALE_CPU_KERNELS": "0"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "0", "Conv2d"]
+
+
+def test_a_finished_build_is_imported_without_the_compiler(kernels) -> None:
+    code = ("import warnings; warnings.simplefilter('error');"
+            "from effscale.search.cpu_kernels import build_name, extension; print(extension().__name__ == build_name())")
+    env = {**os.environ, "PATH": ""}  # no compiler, no ninja
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True"]
