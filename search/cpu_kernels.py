@@ -7,10 +7,11 @@ channels as vectors and every tap's sum kept beside it. `use_cpu_kernels(model)`
 convolutions to it; their forward pass and input gradient stay PyTorch's, and so does the weight gradient of 3x3
 kernels on maps larger than 8x8, where oneDNN is as fast.
 
-The kernel is compiled on first use (torch.utils.cpp_extension, about 25 s) into torch's extensions directory,
-under a name that digests the source, the flags, torch, Python and the CPU; later processes import that build
-directly. Without a C++ compiler, or with EFFSCALE_CPU_KERNELS=0, everything stays PyTorch's. What it is worth:
-`python -m effscale.experiments.benchmarks.train_speed`, column "of it CPU kernels"; its agreement with PyTorch:
+The kernel is compiled on first use (torch.utils.cpp_extension, about 25 s) into torch's extensions directory
+(TORCH_EXTENSIONS_DIR, or ~/.cache/torch_extensions), under a name that digests the source, the flags, torch,
+Python and the CPU; later processes import that build directly. Without a C++ compiler, or with
+EFFSCALE_CPU_KERNELS=0, everything stays PyTorch's. What it is worth: `python -m
+effscale.experiments.benchmarks.train_speed`, column "of it CPU kernels"; its agreement with PyTorch:
 tests/test_cpu_kernels.py.
 """
 
@@ -62,7 +63,7 @@ def extension() -> ModuleType | None:
     try:
         from torch.utils.cpp_extension import get_default_build_root, load
 
-        directory = Path(get_default_build_root()) / name
+        directory = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()) / name
         built = directory / f"{name}.so"
         if built.is_file():
             spec = importlib.util.spec_from_file_location(name, built)
