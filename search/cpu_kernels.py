@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import math
 import os
 import platform
 import sys
@@ -35,8 +36,6 @@ OPT_OUT = "EFFSCALE_CPU_KERNELS"  # "0": PyTorch's kernels only
 SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
 PROFILER_NAME = "effscale::depthwise_weight_grad"  # how torch.profiler names the kernel's calls
 ONEDNN_3X3_ABOVE = 64  # output positions (8x8) above which a 3x3 weight gradient stays oneDNN's
-
-
 FLAGS = ["-O3", "-march=native", "-fopenmp"]
 
 
@@ -107,7 +106,7 @@ class DepthwiseConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kernel, stride, padding = self.kernel_size[0], self.stride[0], self.padding[0]
-        out_positions = ((x.shape[-1] + 2 * padding - kernel) // stride + 1) ** 2
+        out_positions = math.prod((side + 2 * padding - kernel) // stride + 1 for side in x.shape[-2:])
         if (not (torch.is_grad_enabled() and self.weight.requires_grad) or x.device.type != "cpu"
                 or x.dtype != torch.float32 or not x.is_contiguous(memory_format=torch.channels_last)
                 or (kernel == 3 and out_positions > ONEDNN_3X3_ABOVE) or extension() is None):

@@ -8,9 +8,9 @@ convolutions apart from the others) and the share spent on the largest activatio
 and SiLU, forward and backward, alone on a tensor of that shape and divides the bytes their eager passes must move
 by the time: the GB/s they reach, next to a plain copy's GB/s measured in turns with them. Part 3 times the two
 halves of the step's depthwise convolution backward apart, the input gradient and the weight gradient (PyTorch's
-and effscale's kernel), per kernel size, with the GFLOP/s each reaches (2 x the kernel's multiply-adds at every output position). With --compile it
-also times the batch norm + SiLU pair compiled by torch.compile against eager (only fusing them can move fewer
-bytes).
+and effscale's kernel), per kernel size, with the GFLOP/s each reaches (2 x the kernel's multiply-adds at every
+output position). With --compile it also times the batch norm + SiLU pair compiled by torch.compile against eager
+(only fusing them can move fewer bytes).
 """
 
 from __future__ import annotations

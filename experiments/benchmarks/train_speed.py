@@ -6,11 +6,10 @@ for reuse, effscale's depthwise weight-gradient kernel) and a plain loop (DataLo
 float NCHW tensors, eager, default threads, glibc's default allocator, PyTorch's kernels). To show where the
 speedup comes from, the harness also runs in NCHW ("of it channels_last"), with glibc's defaults,
 EFFSCALE_KEEP_FREED_MEMORY=0 ("of it memory kept"), and with PyTorch's kernels only, EFFSCALE_CPU_KERNELS=0
-("of it CPU kernels"). Each loop
-runs in a process of its own, as these settings hold for a whole process. Each first runs a few
-untimed steps (oneDNN builds its kernels for each new shape and layout on first use), then the loops take
-turns for a few rounds: the table gives the median images/s of each and the median and range of the ratios
-measured within a round.
+("of it CPU kernels"). Each loop runs in a process of its own, as these settings hold for a whole process.
+Each first runs a few untimed steps (oneDNN builds its kernels for each new shape and layout on first use),
+then the loops take turns for a few rounds: the table gives the median images/s of each and the median and
+range of the ratios measured within a round.
 Achieved training FLOP/s count 3 x forward MACs x 2 per image; the matmul reference is a float32 torch.mm.
 
     python -m effscale.experiments.benchmarks.train_speed [--steps 40] [--rounds 3] [--resolutions 32,64]
