@@ -10,17 +10,21 @@ from torch import nn
 from effscale.search.train_config import TrainConfig
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: TrainConfig, fused: bool = True) -> torch.optim.Optimizer:
     """AdamW, SGD with Nesterov momentum 0.9, or RMSprop as in EfficientNet (decay 0.9, momentum 0.9,
-    eps 1e-3); weight decay on conv and linear weights only (not on biases nor batch norm)."""
+    eps 1e-3); weight decay on conv and linear weights only (not on biases nor batch norm).
+
+    `fused`: AdamW and SGD update all parameters in one fused kernel, RMSprop (which has none) in multi-tensor
+    (foreach) kernels. False: a Python loop of small operators per parameter, a few percent slower in a proxy
+    step on the CPU (`python -m effscale.experiments.benchmarks.train_speed`, "of it fused optimiser")."""
     decayed = [p for p in model.parameters() if p.ndim > 1]
     other = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decayed, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}]
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr)
+        return torch.optim.AdamW(groups, lr=config.lr, fused=fused)
     if config.optimizer == "sgd-nesterov":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
-    return torch.optim.RMSprop(groups, lr=config.lr, alpha=0.9, momentum=0.9, eps=1e-3)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True, fused=fused)
+    return torch.optim.RMSprop(groups, lr=config.lr, alpha=0.9, momentum=0.9, eps=1e-3, foreach=fused)
 
 
 def lr_factor(progress: float, config: TrainConfig) -> float:

@@ -2,11 +2,12 @@
 
 Both train the default proxy with the same batch size, optimiser and number of steps on the same
 images: the harness (uint8 in memory, channels_last, explicit threads, no DataLoader, freed memory kept
-for reuse, effscale's depthwise weight-gradient kernel) and a plain loop (DataLoader over a TensorDataset of
-float NCHW tensors, eager, default threads, glibc's default allocator, PyTorch's kernels). To show where the
-speedup comes from, the harness also runs in NCHW ("of it channels_last"), with glibc's defaults,
-EFFSCALE_KEEP_FREED_MEMORY=0 ("of it memory kept"), and with PyTorch's kernels only, EFFSCALE_CPU_KERNELS=0
-("of it CPU kernels"). Each loop runs in a process of its own, as these settings hold for a whole process.
+for reuse, effscale's depthwise weight-gradient kernel, a fused optimiser) and a plain loop (DataLoader over a
+TensorDataset of float NCHW tensors, eager, default threads, glibc's default allocator, PyTorch's kernels, the
+optimiser's default per-parameter loop). To show where the speedup comes from, the harness also runs in NCHW
+("of it channels_last"), with glibc's defaults, EFFSCALE_KEEP_FREED_MEMORY=0 ("of it memory kept"), with
+PyTorch's kernels only, EFFSCALE_CPU_KERNELS=0 ("of it CPU kernels"), and with the per-parameter optimiser
+("of it fused optimiser"). Each loop runs in a process of its own, as these settings hold for a whole process.
 Each first runs a few untimed steps (oneDNN builds its kernels for each new shape and layout on first use),
 then the loops take turns for a few rounds: the table gives the median images/s of each and the median and
 range of the ratios measured within a round.
@@ -18,6 +19,7 @@ Achieved training FLOP/s count 3 x forward MACs x 2 per image; the matmul refere
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing
 import os
 import statistics
@@ -34,11 +36,10 @@ from effscale.experiments.output import print_table
 from effscale.models.builder import build
 from effscale.models.complexity import count
 from effscale.models.spec import NetworkSpec
-from effscale.search import allocator, cpu_kernels
+from effscale.search import allocator, cpu_kernels, optim, trainer
 from effscale.search.proxy import proxy_spec
 from effscale.search.task import ProxyTask, adapt, load_task
 from effscale.search.train_config import TrainConfig
-from effscale.search.trainer import proxy_train
 
 
 def plain_images_per_second(spec: NetworkSpec, task: ProxyTask, config: TrainConfig) -> float:
@@ -62,7 +63,8 @@ def plain_images_per_second(spec: NetworkSpec, task: ProxyTask, config: TrainCon
     return seen / (time.perf_counter() - start)
 
 
-LOOPS = ("plain", "harness NCHW", "harness, memory returned", "harness, PyTorch's kernels", "harness")
+LOOPS = ("plain", "harness NCHW", "harness, memory returned", "harness, PyTorch's kernels",
+         "harness, per-parameter optimiser", "harness")
 OPT_OUTS = {"harness, memory returned": allocator.OPT_OUT, "harness, PyTorch's kernels": cpu_kernels.OPT_OUT}
 
 
@@ -70,13 +72,15 @@ def images_per_second(loop: str, spec: NetworkSpec, task: ProxyTask, config: Tra
     """One measurement of `loop` (one of `LOOPS`)."""
     if loop == "plain":
         return plain_images_per_second(spec, task, config)
-    return proxy_train(spec, task, config.with_(channels_last=loop != "harness NCHW"))["images_per_second"]
+    return trainer.proxy_train(spec, task, config.with_(channels_last=loop != "harness NCHW"))["images_per_second"]
 
 
 def serve(loop: str, dataset: str, resolution: int, config: TrainConfig, connection: Connection) -> None:
     """A worker process: measures `loop` for each number of steps it receives, until it receives None."""
     if loop in OPT_OUTS:
         os.environ[OPT_OUTS[loop]] = "0"
+    if loop == "harness, per-parameter optimiser":  # this process's trainer builds its optimisers unfused
+        trainer.make_optimizer = functools.partial(optim.make_optimizer, fused=False)
     task = load_task(dataset, resolution, config)
     spec = adapt(proxy_spec(resolution), task)
     connection.send((spec.name, count(spec).macs))
@@ -140,13 +144,14 @@ def main() -> None:
         readings = in_turns([lambda worker=worker: worker.measure(args.steps) for worker in workers], args.rounds)
         for worker in workers:
             worker.close()
-        plain, nchw, returned, pytorch_kernels, harness = readings
+        plain, nchw, returned, pytorch_kernels, per_parameter, harness = readings
         speedup, speedup_range = ratios(harness, plain)
         train_flops = 3 * 2 * workers[0].macs * statistics.median(harness)
         rows.append({"resolution": resolution, **{f"{loop} img/s": statistics.median(taken)
                                                    for loop, taken in zip(LOOPS, readings)},
                      "speedup": speedup, "speedup range": speedup_range, "of it memory kept": ratios(harness, returned)[0],
                      "of it CPU kernels": ratios(harness, pytorch_kernels)[0],
+                     "of it fused optimiser": ratios(harness, per_parameter)[0],
                      "of it channels_last": ratios(harness, nchw)[0], "harness GFLOP/s": train_flops / 1e9,
                      "fraction of matmul": train_flops / peak})
     print(f"{workers[0].spec_name} on {args.dataset}, batch {args.batch_size}, {args.rounds} rounds of {args.steps} steps "
