@@ -24,19 +24,21 @@ import torch.nn.functional as F
 from effscale.models.builder import build
 from effscale.search.allocator import keep_freed_memory
 from effscale.search.cpu_kernels import use_cpu_kernels
+from effscale.search.optim import make_optimizer
 from effscale.search.proxy import proxy_spec
+from effscale.search.train_config import TrainConfig
 
 
 def proxy_step(resolution: int = 32, batch_size: int = 128) -> Callable[[], None]:
-    """One AdamW training step of the default proxy on a fixed random channels_last batch, as a function; as in
-    proxy training, the process keeps the memory a step frees, the depthwise convolutions use effscale's kernel
-    and the optimiser is fused."""
+    """One training step of the default proxy on a fixed random channels_last batch, as a function; as in proxy
+    training, the process keeps the memory a step frees, the depthwise convolutions use effscale's kernel and the
+    optimiser is the default recipe's (`make_optimizer`: fused AdamW, weight decay on weights only)."""
     keep_freed_memory()
     torch.manual_seed(0)
     spec = proxy_spec(resolution)
     model = build(spec).to(memory_format=torch.channels_last)
     use_cpu_kernels(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+    optimizer = make_optimizer(model, TrainConfig())
     images = torch.randn(batch_size, spec.in_channels, resolution, resolution)
     images = images.contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, spec.num_classes, (batch_size,))
