@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from effscale.models.builder import build
 from effscale.search.allocator import keep_freed_memory
@@ -29,15 +30,19 @@ from effscale.search.proxy import proxy_spec
 from effscale.search.train_config import TrainConfig
 
 
-def proxy_step(resolution: int = 32, batch_size: int = 128) -> Callable[[], None]:
+def proxy_step(resolution: int = 32, batch_size: int = 128, edit: Callable[[nn.Module], object] | None = None,
+               optimise: bool = True) -> Callable[[], None]:
     """One training step of the default proxy on a fixed random channels_last batch, as a function; as in proxy
     training, the process keeps the memory a step frees, the depthwise convolutions use effscale's kernel and the
-    optimiser is the default recipe's (`make_optimizer`: fused AdamW, weight decay on weights only)."""
+    optimiser is the default recipe's (`make_optimizer`: fused AdamW, weight decay on weights only). `edit`
+    changes the model in place before the optimiser sees it; `optimise=False` leaves out the optimiser's step."""
     keep_freed_memory()
     torch.manual_seed(0)
     spec = proxy_spec(resolution)
     model = build(spec).to(memory_format=torch.channels_last)
     use_cpu_kernels(model)
+    if edit is not None:
+        edit(model)
     optimizer = make_optimizer(model, TrainConfig())
     images = torch.randn(batch_size, spec.in_channels, resolution, resolution)
     images = images.contiguous(memory_format=torch.channels_last)
@@ -47,7 +52,8 @@ def proxy_step(resolution: int = 32, batch_size: int = 128) -> Callable[[], None
         loss = F.cross_entropy(model(images), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        if optimise:
+            optimizer.step()
 
     return step
 

@@ -4,7 +4,9 @@ element-wise work runs to this machine's memory speed.
     python -m effscale.experiments.benchmarks.step_profile [--resolution 64] [--compile]
 
 Part 1 profiles a few steps (torch.profiler) and prints the share of time per kind of operator (depthwise
-convolutions apart from the others) and the share spent on the largest activation shape. Part 2 times batch norm
+convolutions apart from the others) and the share spent on the largest activation shape. The profiler's own work
+around each call inflates the shares of short element-wise operators; `step_ablation` measures what a kind of
+layer costs in wall-clock time by taking it out. Part 2 times batch norm
 and SiLU, forward and backward, alone on a tensor of that shape and divides the bytes their eager passes must move
 by the time: the GB/s they reach, next to a plain copy's GB/s measured in turns with them. Part 3 times the two
 halves of the step's depthwise convolution backward apart, the input gradient and the weight gradient (PyTorch's
