@@ -76,6 +76,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=30, help="steps of each model, taken in turns")
     args = parser.parse_args()
+    if args.rounds < 1 or args.batch_size < 2:
+        parser.error("--rounds must be at least 1 and --batch-size at least 2 (batch norm needs two images)")
     full, table = ablation(args.resolution, args.batch_size, args.rounds)
     print(f"default proxy at {args.resolution} px, batch {args.batch_size}, channels_last, {torch.get_num_threads()} "
           f"threads: full step {1e3 * full:.1f} ms (median of {args.rounds} rounds, taken in turns)")
