@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from collections.abc import Callable
 
 import pandas as pd
 import torch
 from torch import nn
 
 from effscale.experiments.benchmarks.parallel_ceiling import proxy_step
-from effscale.experiments.benchmarks.turns import in_turns
+from effscale.experiments.benchmarks.turns import in_turns, seconds_per_call
 from effscale.experiments.output import print_table
 from effscale.models.builder import SqueezeExciteGate
 
@@ -44,14 +42,6 @@ def replace_with_identity(model: nn.Module, kind: type[nn.Module]) -> int:
     return replaced
 
 
-def timed(step: Callable[[], None]) -> Callable[[], float]:
-    def measure() -> float:
-        start = time.perf_counter()
-        step()
-        return time.perf_counter() - start
-    return measure
-
-
 def ablation(resolution: int, batch_size: int, rounds: int) -> tuple[float, pd.DataFrame]:
     """The full step's median seconds, and per kind taken out (`KINDS`, then the optimiser step): the median step
     ms without it, its median share of the full step and the range of that share over rounds."""
@@ -61,7 +51,7 @@ def ablation(resolution: int, batch_size: int, rounds: int) -> tuple[float, pd.D
     steps[OPTIMISER] = proxy_step(resolution, batch_size, optimise=False)
     for step in steps.values():
         step()
-    full, *others = in_turns([timed(step) for step in steps.values()], rounds)
+    full, *others = in_turns([seconds_per_call(step) for step in steps.values()], rounds)
     rows = []
     for name, taken in zip(list(steps)[1:], others):
         shares = sorted(1 - without / whole for without, whole in zip(taken, full))

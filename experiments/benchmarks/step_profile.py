@@ -6,19 +6,17 @@ element-wise work runs to this machine's memory speed.
 Part 1 profiles a few steps (torch.profiler) and prints the share of time per kind of operator (depthwise
 convolutions apart from the others) and the share spent on the largest activation shape. The profiler's own work
 around each call inflates the shares of short element-wise operators; `step_ablation` measures what a kind of
-layer costs in wall-clock time by taking it out. Part 2 times batch norm
-and SiLU, forward and backward, alone on a tensor of that shape and divides the bytes their eager passes must move
-by the time: the GB/s they reach, next to a plain copy's GB/s measured in turns with them. Part 3 times the two
-halves of the step's depthwise convolution backward apart, the input gradient and the weight gradient (PyTorch's
-and effscale's kernel), per kernel size, with the GFLOP/s each reaches (2 x the kernel's multiply-adds at every
-output position). With --compile it also times the batch norm + SiLU pair compiled by torch.compile against eager
-(only fusing them can move fewer bytes).
+layer costs in wall-clock time by taking it out. Part 2 times batch norm and SiLU, forward and backward, alone on a
+tensor of that shape and divides the bytes their eager passes must move by the time: the GB/s they reach, next to a
+plain copy's GB/s measured in turns with them. Part 3 times the two halves of the step's depthwise convolution
+backward apart, the input gradient and the weight gradient (PyTorch's and effscale's kernel), per kernel size, with
+the GFLOP/s each reaches (2 x the kernel's multiply-adds at every output position). With --compile it also times
+the batch norm + SiLU pair compiled by torch.compile against eager (only fusing them can move fewer bytes).
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -29,7 +27,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from effscale.experiments.benchmarks.parallel_ceiling import proxy_step
-from effscale.experiments.benchmarks.turns import in_turns, medians
+from effscale.experiments.benchmarks.turns import in_turns, medians, seconds_per_call
 from effscale.experiments.output import print_table
 from effscale.search.cpu_kernels import PROFILER_NAME, extension
 
@@ -117,16 +115,7 @@ def median_seconds(functions: list[Callable[[], object]], rounds: int = 7, repea
     """Seconds per call of each function: the median over `rounds` rounds taken in turns, after one warm-up call."""
     for function in functions:
         function()
-
-    def seconds_per_call(function: Callable[[], object]) -> Callable[[], float]:
-        def measure() -> float:
-            start = time.perf_counter()
-            for _ in range(repeats):
-                function()
-            return (time.perf_counter() - start) / repeats
-        return measure
-
-    return medians(in_turns([seconds_per_call(function) for function in functions], rounds))
+    return medians(in_turns([seconds_per_call(function, repeats) for function in functions], rounds))
 
 
 def forward_backward(module: nn.Module, shape: tuple[int, ...]) -> Callable[[], object]:

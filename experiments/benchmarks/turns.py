@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable
 
 
@@ -17,3 +18,13 @@ def in_turns(measures: list[Callable[[], float]], rounds: int) -> list[list[floa
 
 def medians(readings: list[list[float]]) -> list[float]:
     return [statistics.median(taken) for taken in readings]
+
+
+def seconds_per_call(function: Callable[[], object], repeats: int = 1) -> Callable[[], float]:
+    """A measure for `in_turns`: the mean seconds of `repeats` calls of `function`."""
+    def measure() -> float:
+        start = time.perf_counter()
+        for _ in range(repeats):
+            function()
+        return (time.perf_counter() - start) / repeats
+    return measure
