@@ -26,8 +26,11 @@ class SqueezeExciteGate(nn.Module):
         self.fc2 = nn.Linear(squeeze, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = self.fc2(self.act(self.fc1(x.mean((2, 3)))))
-        return x * torch.sigmoid(scale)[:, :, None, None]
+        return x * self.gate(x.mean((2, 3)))[:, :, None, None]
+
+    def gate(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The per-channel factors in (0, 1), (N, C), from the pooled input."""
+        return torch.sigmoid(self.fc2(self.act(self.fc1(pooled))))
 
 
 class ResidualBlock(nn.Module):

@@ -1,19 +1,35 @@
 // CPU kernels for proxy training, built on first use by effscale.search.cpu_kernels (torch.utils.cpp_extension).
+// All take channels_last float tensors, whose channels are innermost in memory, and work on contiguous channel
+// vectors.
 //
-// depthwise_weight_grad: the weight gradient of a depthwise convolution (one filter per channel, no dilation) on
-// channels_last float tensors,
+// depthwise_weight_grad: the weight gradient of a depthwise convolution (one filter per channel, no dilation),
 //   dW[c, i, j] = sum over n, ho, wo of grad[n, c, ho, wo] * x[n, c, ho*s + i - p, wo*s + j - p].
-// Channels are innermost in memory, so a group of up to GROUP channels is a few contiguous vectors: for each
-// output position the kernel reads the group's gradient once and adds its products with the input under every
-// tap into K*K accumulators (in registers for small groups, in L1 otherwise). Work is split over (batch chunk,
-// channel group) pairs; each batch chunk has its own partial sums, added in a fixed order, so a given thread
-// count gives the same result.
+// For each output position the kernel reads a group of up to GROUP channels' gradient once and adds its products
+// with the input under every tap into K*K accumulators (in registers for small groups, in L1 otherwise). Work is
+// split over (batch chunk, channel group) pairs; each batch chunk has its own partial sums, added in a fixed order,
+// so a given thread count gives the same result.
+//
+// squeeze_excite_backward: both gradients of y = x * gate[:, :, None, None] in one pass over grad and x,
+//   dx = grad * gate,  dgate[n, c] = sum over h, w of grad[n, c, h, w] * x[n, c, h, w],
+// where autograd's mul reads grad twice, writes grad * x and reads it again to sum. Each image is one task, summed
+// in position order, so the result does not depend on the thread count.
+//
+// batch_norm_forward / batch_norm_backward: training-mode batch norm over N, H, W, in two passes each way (one for
+// the per-channel sums, one for the output), where PyTorch's channels_last kernels are several times slower per
+// element on few channels. The tensor is walked as runs of lcm(C, 16) floats, whole rows of channels a vector unit
+// handles however few the channels; the per-channel sums are split into chunks fixed by the shape, so the result
+// does not depend on the thread count either. The forward pass takes both moments in one pass from values shifted
+// by the first pixel, and normalises as (x - mean) * scale + bias; the backward pass is
+//   dx = w / std * (dy - mean(dy) - (x - mean) / var * mean(dy * (x - mean))),  dw = sum(dy * (x - mean)) / std,
+//   db = sum(dy).
 
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
+#include <numeric>
 #include <vector>
 
 namespace {
@@ -141,6 +157,231 @@ torch::Tensor depthwise_weight_grad(const torch::Tensor& input, const torch::Ten
   return partial.sum(0).t().reshape({g.channels, 1, kernel, kernel});
 }
 
+std::vector<torch::Tensor> squeeze_excite_backward(const torch::Tensor& grad_output, const torch::Tensor& input,
+                                                   const torch::Tensor& gate_input) {
+  TORCH_CHECK(input.dim() == 4 && grad_output.sizes() == input.sizes(), "squeeze_excite_backward: grad and x differ");
+  TORCH_CHECK(gate_input.dim() == 2 && gate_input.size(0) == input.size(0) && gate_input.size(1) == input.size(1),
+              "squeeze_excite_backward: the gate must be (N, C)");
+  TORCH_CHECK(input.scalar_type() == at::kFloat && grad_output.scalar_type() == at::kFloat &&
+                  gate_input.scalar_type() == at::kFloat,
+              "squeeze_excite_backward: float32 tensors expected");
+  TORCH_CHECK(input.device().is_cpu() && grad_output.device().is_cpu() && gate_input.device().is_cpu(),
+              "squeeze_excite_backward: CPU tensors expected");
+  const auto nhwc = at::MemoryFormat::ChannelsLast;
+  auto x = input.contiguous(nhwc);
+  auto grad = grad_output.contiguous(nhwc);
+  auto gate = gate_input.contiguous();
+  const int64_t batch = x.size(0), channels = x.size(1), positions = x.size(2) * x.size(3);
+  auto grad_x = torch::empty_like(x, x.options().memory_format(nhwc));
+  auto grad_gate = torch::empty({batch, channels}, x.options());
+  const float* xp = x.data_ptr<float>();
+  const float* gp = grad.data_ptr<float>();
+  const float* gatep = gate.data_ptr<float>();
+  float* dxp = grad_x.data_ptr<float>();
+  float* dgatep = grad_gate.data_ptr<float>();
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      const float* __restrict__ factor = gatep + n * channels;
+      float* __restrict__ sum = dgatep + n * channels;
+      std::fill(sum, sum + channels, 0.0f);
+      for (int64_t p = 0; p < positions; ++p) {
+        const int64_t at = (n * positions + p) * channels;
+        const float* __restrict__ g = gp + at;
+        const float* __restrict__ xv = xp + at;
+        float* __restrict__ dx = dxp + at;
+        for (int64_t c = 0; c < channels; ++c) {
+          dx[c] = g[c] * factor[c];
+          sum[c] += g[c] * xv[c];
+        }
+      }
+    }
+  });
+  return {grad_x, grad_gate};
+}
+
+namespace {
+
+// Partial sums per pass: at most BN_CHUNKS, of at least BN_CHUNK_FLOATS floats each, a split fixed by the shape,
+// so any thread count gives the same result. Within a chunk, runs of BN_RUN periods are summed in float and added
+// in double: vector-speed float adds, each rounding error no larger than a sum of BN_RUN terms makes.
+constexpr int64_t BN_CHUNKS = 64, BN_CHUNK_FLOATS = 16384, BN_RUN = 16;
+
+// A channels_last tensor seen as a flat array of `periods` runs of `period` = lcm(C, 16) floats (whole rows of C
+// channels, a multiple of the vector width however few the channels), then `tail` floats (fewer than one period).
+struct Periods {
+  int64_t channels, period, periods, tail;
+  Periods(int64_t numel, int64_t c) : channels(c), period(std::lcm(c, int64_t{16})), periods(numel / period),
+                                      tail(numel - numel / period * period) {}
+};
+
+// Two per-channel sums over the whole tensor, of f(a[i], b[i], j) and h(a[i], b[i], j), j being the position in
+// the period, summed lane by lane as above, the lanes folded onto their channels and the chunks added in order.
+template <typename F, typename H>
+std::pair<std::vector<double>, std::vector<double>> channel_sums(const Periods& g, const float* a, const float* b,
+                                                                 F f, H h) {
+  const int64_t P = g.period, chunks = std::clamp<int64_t>(g.periods * P / BN_CHUNK_FLOATS, 1, BN_CHUNKS);
+  std::vector<double> partial(2 * chunks * P, 0.0);
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> run(2 * P);
+    float* __restrict__ first = run.data();
+    float* __restrict__ second = first + P;
+    for (int64_t chunk = begin; chunk < end; ++chunk) {
+      double* __restrict__ first_sum = partial.data() + 2 * chunk * P;
+      double* __restrict__ second_sum = first_sum + P;
+      const int64_t q_end = g.periods * (chunk + 1) / chunks;
+      for (int64_t q0 = g.periods * chunk / chunks; q0 < q_end; q0 += BN_RUN) {
+        std::fill(run.begin(), run.end(), 0.0f);
+        for (int64_t q = q0; q < std::min(q0 + BN_RUN, q_end); ++q) {
+          const float* __restrict__ av = a + q * P;
+          const float* __restrict__ bv = b + q * P;
+          for (int64_t j = 0; j < P; ++j) {
+            first[j] += f(av[j], bv[j], j);
+            second[j] += h(av[j], bv[j], j);
+          }
+        }
+        for (int64_t j = 0; j < P; ++j) {
+          first_sum[j] += first[j];
+          second_sum[j] += second[j];
+        }
+      }
+    }
+  });
+  std::vector<double> firsts(g.channels, 0.0), seconds(g.channels, 0.0);
+  for (int64_t chunk = 0; chunk < chunks; ++chunk)
+    for (int64_t row = 0; row < P; row += g.channels)
+      for (int64_t c = 0; c < g.channels; ++c) {
+        firsts[c] += partial[2 * chunk * P + row + c];
+        seconds[c] += partial[(2 * chunk + 1) * P + row + c];
+      }
+  const int64_t start = g.periods * P;
+  for (int64_t i = 0; i < g.tail; ++i) {
+    firsts[i % g.channels] += f(a[start + i], b[start + i], i);
+    seconds[i % g.channels] += h(a[start + i], b[start + i], i);
+  }
+  return {firsts, seconds};
+}
+
+// out[i] = f(a[i], b[i], j) over the whole tensor, j being the position in the period.
+template <typename F>
+void map_periods(const Periods& g, float* out, const float* a, const float* b, F f) {
+  const int64_t P = g.period;
+  at::parallel_for(0, g.periods, std::max<int64_t>(1, 16384 / P), [&](int64_t begin, int64_t end) {
+    for (int64_t q = begin; q < end; ++q) {
+      float* __restrict__ o = out + q * P;
+      const float* __restrict__ av = a + q * P;
+      const float* __restrict__ bv = b + q * P;
+      for (int64_t j = 0; j < P; ++j) o[j] = f(av[j], bv[j], j);
+    }
+  });
+  const int64_t start = g.periods * P;
+  for (int64_t i = 0; i < g.tail; ++i) out[start + i] = f(a[start + i], b[start + i], i);
+}
+
+// A per-channel float vector repeated over one period.
+std::vector<float> over_period(const Periods& g, const std::vector<double>& per_channel) {
+  std::vector<float> out(g.period);
+  for (int64_t j = 0; j < g.period; ++j) out[j] = static_cast<float>(per_channel[j % g.channels]);
+  return out;
+}
+
+void check_batch_norm_input(const torch::Tensor& x, const torch::Tensor& weight) {
+  TORCH_CHECK(x.dim() == 4 && x.scalar_type() == at::kFloat && x.device().is_cpu(),
+              "batch_norm: a 4-d float32 CPU tensor expected");
+  TORCH_CHECK(weight.numel() == x.size(1) && weight.scalar_type() == at::kFloat, "batch_norm: one weight per channel");
+  TORCH_CHECK(x.numel() / x.size(1) > 1, "batch_norm: more than one value per channel expected");
+}
+
+}  // namespace
+
+// Training-mode batch norm: (y, mean, biased variance) over N, H, W.
+std::vector<torch::Tensor> batch_norm_forward(const torch::Tensor& input, const torch::Tensor& weight,
+                                              const torch::Tensor& bias, double eps) {
+  check_batch_norm_input(input, weight);
+  auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const int64_t C = x.size(1);
+  const double count = static_cast<double>(x.numel() / C);
+  Periods g(x.numel(), C);
+  const float* xp = x.data_ptr<float>();
+  // Sums shifted by the first pixel's values: one pass for both moments, without the cancellation of raw sums.
+  std::vector<double> shift_c(xp, xp + C);
+  const std::vector<float> shift = over_period(g, shift_c);
+  const float* sp = shift.data();
+  auto [sums, squares] = channel_sums(
+      g, xp, xp, [sp](float a, float, int64_t j) { return a - sp[j]; },
+      [sp](float a, float, int64_t j) { return (a - sp[j]) * (a - sp[j]); });
+  auto mean = torch::empty({C}, x.options()), var = torch::empty({C}, x.options());
+  const auto weight_in = weight.contiguous(), bias_in = bias.contiguous();
+  const float *w = weight_in.data_ptr<float>(), *b = bias_in.data_ptr<float>();
+  float *mean_out = mean.data_ptr<float>(), *var_out = var.data_ptr<float>();
+  std::vector<double> mean_c(C), scale_c(C), bias_c(b, b + C);
+  for (int64_t c = 0; c < C; ++c) {
+    const double shifted_mean = sums[c] / count;
+    const double variance = std::max(0.0, squares[c] / count - shifted_mean * shifted_mean);
+    mean_c[c] = shift_c[c] + shifted_mean;
+    mean_out[c] = static_cast<float>(mean_c[c]);
+    var_out[c] = static_cast<float>(variance);
+    scale_c[c] = w[c] / std::sqrt(variance + eps);
+  }
+  // y = (x - mean) * scale + bias: centred first, as a mean far from zero would cancel in x * scale + offset.
+  const std::vector<float> mean_p = over_period(g, mean_c), scale = over_period(g, scale_c),
+                           bias_p = over_period(g, bias_c);
+  const float *mp = mean_p.data(), *kp = scale.data(), *bp = bias_p.data();
+  auto y = torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  map_periods(g, y.data_ptr<float>(), xp, xp,
+              [mp, kp, bp](float a, float, int64_t j) { return (a - mp[j]) * kp[j] + bp[j]; });
+  return {y, mean, var};
+}
+
+// Its gradients (dx, dweight, dbias) from the forward pass's mean and biased variance.
+std::vector<torch::Tensor> batch_norm_backward(const torch::Tensor& grad_output, const torch::Tensor& input,
+                                               const torch::Tensor& weight, const torch::Tensor& mean,
+                                               const torch::Tensor& var, double eps) {
+  check_batch_norm_input(input, weight);
+  TORCH_CHECK(grad_output.sizes() == input.sizes() && grad_output.scalar_type() == at::kFloat,
+              "batch_norm_backward: grad and x differ");
+  const auto nhwc = at::MemoryFormat::ChannelsLast;
+  auto x = input.contiguous(nhwc);
+  auto grad = grad_output.contiguous(nhwc);
+  const int64_t C = x.size(1);
+  const double count = static_cast<double>(x.numel() / C);
+  Periods g(x.numel(), C);
+  const auto saved_mean = mean.contiguous(), saved_var = var.contiguous();
+  const float *mean_in = saved_mean.data_ptr<float>(), *var_in = saved_var.data_ptr<float>();
+  std::vector<double> mean_c(mean_in, mean_in + C), invstd_c(C);
+  for (int64_t c = 0; c < C; ++c) invstd_c[c] = 1.0 / std::sqrt(static_cast<double>(var_in[c]) + eps);
+  const std::vector<float> mean_p = over_period(g, mean_c);
+  const float* mp = mean_p.data();
+  const float *xp = x.data_ptr<float>(), *gp = grad.data_ptr<float>();
+  auto [grad_sums, product_sums] = channel_sums(
+      g, gp, xp, [](float d, float, int64_t) { return d; },
+      [mp](float d, float a, int64_t j) { return d * (a - mp[j]); });
+  auto grad_weight = torch::empty({C}, x.options()), grad_bias = torch::empty({C}, x.options());
+  float *dw = grad_weight.data_ptr<float>(), *db = grad_bias.data_ptr<float>();
+  const auto weight_in = weight.contiguous();
+  const float* w = weight_in.data_ptr<float>();
+  // dx = w * invstd * (dy - mean(dy) - (x - mean) * invstd^2 * mean(dy * (x - mean))) = a dy + b (x - mean) + c
+  std::vector<double> a_c(C), b_c(C), c_c(C);
+  for (int64_t c = 0; c < C; ++c) {
+    const double a = w[c] * invstd_c[c];
+    const double b = -a * invstd_c[c] * invstd_c[c] * product_sums[c] / count;
+    a_c[c] = a;
+    b_c[c] = b;
+    c_c[c] = -a * grad_sums[c] / count;
+    dw[c] = static_cast<float>(product_sums[c] * invstd_c[c]);
+    db[c] = static_cast<float>(grad_sums[c]);
+  }
+  const std::vector<float> a_p = over_period(g, a_c), b_p = over_period(g, b_c), c_p = over_period(g, c_c);
+  const float *ap = a_p.data(), *bp = b_p.data(), *cp = c_p.data();
+  auto grad_x = torch::empty_like(x, x.options().memory_format(nhwc));
+  map_periods(g, grad_x.data_ptr<float>(), gp, xp,
+              [ap, bp, cp, mp](float d, float a, int64_t j) { return ap[j] * d + bp[j] * (a - mp[j]) + cp[j]; });
+  return {grad_x, grad_weight, grad_bias};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("depthwise_weight_grad", &depthwise_weight_grad, "weight gradient of a channels_last depthwise convolution");
+  m.def("squeeze_excite_backward", &squeeze_excite_backward,
+        "gradients of x * gate[:, :, None, None] for a channels_last x and an (N, C) gate");
+  m.def("batch_norm_forward", &batch_norm_forward, "training-mode batch norm of a channels_last tensor");
+  m.def("batch_norm_backward", &batch_norm_backward, "gradients of training-mode batch norm");
 }

@@ -1,17 +1,24 @@
-"""A faster depthwise-convolution weight gradient for proxy training on the CPU.
+"""CPU kernels for proxy training: depthwise-convolution weight gradients, squeeze-excite gradients, batch norm.
 
 oneDNN computes the weight gradient of a channels_last depthwise convolution slowly on the small maps of an
 EfficientNet's later stages: its 5x5 kernels on 2x2 to 8x8 maps reach a few GFLOP/s (`python -m
 effscale.experiments.benchmarks.step_profile`, last table). `cpu_kernels.cpp` computes it with a group of
-channels as vectors and every tap's sum kept beside it. `use_cpu_kernels(model)` switches a model's depthwise
-convolutions to it; their forward pass and input gradient stay PyTorch's, and so does the weight gradient of 3x3
-kernels on maps larger than 8x8, where oneDNN is as fast.
+channels as vectors and every tap's sum kept beside it. The backward pass of a squeeze-excite product
+x * gate is memory-bound, and autograd's makes about three times the memory traffic it needs: the kernel gives
+both gradients in one pass, and the pooling's gradient stays a broadcast view that autograd adds in place.
+PyTorch's channels_last batch norm is several times slower per element on the 8 to 96 channels of the blocks'
+outputs; the kernels' takes two passes over memory each way, as fast as memory allows.
 
-The kernel is compiled on first use (torch.utils.cpp_extension, about 25 s) into torch's extensions directory
+`use_cpu_kernels(model)` switches a model's depthwise convolutions, squeeze-excite gates and batch norms to these
+kernels while training float32 channels_last tensors. The convolutions' and gates' forward results are PyTorch's,
+and so are the depthwise input gradient and the weight gradient of 3x3 kernels on maps larger than 8x8, where
+oneDNN is as fast; batch norm's results differ from PyTorch's by float32 rounding, no less accurate.
+
+The kernels are compiled on first use (torch.utils.cpp_extension, about 30 s) into torch's extensions directory
 (TORCH_EXTENSIONS_DIR, or ~/.cache/torch_extensions), under a name that digests the source, the flags, torch,
 Python and the CPU; later processes import that build directly. Without a C++ compiler, or with
-EFFSCALE_CPU_KERNELS=0, everything stays PyTorch's. What it is worth: `python -m
-effscale.experiments.benchmarks.train_speed`, column "of it CPU kernels"; its agreement with PyTorch:
+EFFSCALE_CPU_KERNELS=0, everything stays PyTorch's. What they are worth: `python -m
+effscale.experiments.benchmarks.train_speed`, column "of it CPU kernels"; their agreement with PyTorch:
 tests/test_cpu_kernels.py.
 """
 
@@ -32,9 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from effscale.models.builder import SqueezeExciteGate
+
 OPT_OUT = "EFFSCALE_CPU_KERNELS"  # "0": PyTorch's kernels only
 SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
-PROFILER_NAME = "effscale::depthwise_weight_grad"  # how torch.profiler names the kernel's calls
+PROFILER_PREFIX = "effscale::"  # torch.profiler names each kernel's calls by it and the kernel's name
 ONEDNN_3X3_ABOVE = 64  # output positions (8x8) above which a 3x3 weight gradient stays oneDNN's
 FLAGS = ["-O3", "-march=native", "-fopenmp"]
 
@@ -77,6 +86,12 @@ def extension() -> ModuleType | None:
         return None
 
 
+def _run(kernel: str, *args: object) -> object:
+    """Call one of the compiled kernels, recorded for torch.profiler as PROFILER_PREFIX + its name."""
+    with torch.profiler.record_function(PROFILER_PREFIX + kernel):
+        return getattr(extension(), kernel)(*args)
+
+
 class _DepthwiseConvolution(torch.autograd.Function):
     """A depthwise convolution whose weight gradient comes from the effscale kernel."""
 
@@ -95,9 +110,15 @@ class _DepthwiseConvolution(torch.autograd.Function):
                 grad, x, weight, None, [ctx.stride] * 2, [ctx.padding] * 2, [1, 1], False, [0, 0], weight.shape[0],
                 [True, False, False])[0]
         if ctx.needs_input_grad[1]:
-            with torch.profiler.record_function(PROFILER_NAME):
-                grad_weight = extension().depthwise_weight_grad(x, grad, weight.shape[-1], ctx.stride, ctx.padding)
+            grad_weight = _run("depthwise_weight_grad", x, grad, weight.shape[-1], ctx.stride, ctx.padding)
         return grad_x, grad_weight, None, None
+
+
+def _kernels_apply(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether a layer with this input and weight trains through the kernels: gradients on, a float32
+    channels_last CPU input, and the kernels built."""
+    return (torch.is_grad_enabled() and weight.requires_grad and x.device.type == "cpu" and x.dtype == torch.float32
+            and x.is_contiguous(memory_format=torch.channels_last) and extension() is not None)
 
 
 class DepthwiseConv2d(nn.Conv2d):
@@ -107,11 +128,86 @@ class DepthwiseConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kernel, stride, padding = self.kernel_size[0], self.stride[0], self.padding[0]
         out_positions = math.prod((side + 2 * padding - kernel) // stride + 1 for side in x.shape[-2:])
-        if (not (torch.is_grad_enabled() and self.weight.requires_grad) or x.device.type != "cpu"
-                or x.dtype != torch.float32 or not x.is_contiguous(memory_format=torch.channels_last)
-                or (kernel == 3 and out_positions > ONEDNN_3X3_ABOVE) or extension() is None):
+        if not _kernels_apply(x, self.weight) or (kernel == 3 and out_positions > ONEDNN_3X3_ABOVE):
             return super().forward(x)
         return _DepthwiseConvolution.apply(x, self.weight, stride, padding)
+
+
+class _ChannelMean(torch.autograd.Function):
+    """x.mean((2, 3)), whose input gradient is a broadcast view, not a full-size tensor."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.shape = x.shape
+        return x.mean((2, 3))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = ctx.shape
+        return (grad / (h * w))[:, :, None, None].expand(n, c, h, w)
+
+
+class _ChannelScale(torch.autograd.Function):
+    """x * gate[:, :, None, None], with both gradients from one pass of the effscale kernel."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, gate)
+        return x * gate[:, :, None, None]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, gate = ctx.saved_tensors
+        grad_x, grad_gate = _run("squeeze_excite_backward", grad, x, gate)
+        return grad_x, grad_gate
+
+
+class FusedSqueezeExciteGate(SqueezeExciteGate):
+    """`SqueezeExciteGate` whose product with the gate, and the pooling, take their gradients from the effscale
+    kernel while training float32 channels_last tensors on the CPU. Same parameters, state dict and forward result."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not _kernels_apply(x, self.fc1.weight):
+            return super().forward(x)
+        return _ChannelScale.apply(x, self.gate(_ChannelMean.apply(x)))
+
+
+class _BatchNormTraining(torch.autograd.Function):
+    """Training-mode batch norm with the effscale kernels; updates the running statistics given, as F.batch_norm."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, running_mean: torch.Tensor | None,
+                running_var: torch.Tensor | None, factor: float, eps: float) -> torch.Tensor:
+        y, mean, var = _run("batch_norm_forward", x, weight, bias, eps)
+        if running_mean is not None and running_var is not None:
+            count = x.numel() // x.shape[1]
+            running_mean.mul_(1 - factor).add_(mean, alpha=factor)
+            running_var.mul_(1 - factor).add_(var, alpha=factor * count / (count - 1))  # unbiased
+        ctx.save_for_backward(x, weight, mean, var)
+        ctx.eps = eps
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight, mean, var = ctx.saved_tensors
+        grad_x, grad_weight, grad_bias = _run("batch_norm_backward", grad, x, weight, mean, var, ctx.eps)
+        return grad_x, grad_weight, grad_bias, None, None, None, None
+
+
+class ChannelsLastBatchNorm2d(nn.BatchNorm2d):
+    """`nn.BatchNorm2d` whose training-mode forward and backward passes come from the effscale kernels for float32
+    channels_last tensors on the CPU: PyTorch's are several times slower on the few channels of an EfficientNet's
+    block outputs. Same parameters, buffers, state dict and results, to float32 rounding."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.affine and x.numel() > x.shape[1] and _kernels_apply(x, self.weight)):
+            return super().forward(x)
+        factor, running = 0.0, (None, None)
+        if self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            running = (self.running_mean, self.running_var)
+        return _BatchNormTraining.apply(x, self.weight, self.bias, *running, factor, self.eps)
 
 
 def _fits(conv: nn.Conv2d) -> bool:
@@ -123,13 +219,20 @@ def _fits(conv: nn.Conv2d) -> bool:
 
 
 def use_cpu_kernels(model: nn.Module) -> int:
-    """Switch the depthwise convolutions of `model` to `DepthwiseConv2d` in place (the parameters stay the
-    same objects); returns how many, 0 where the kernels are turned off or unavailable."""
+    """Switch the depthwise convolutions of `model` to `DepthwiseConv2d`, its squeeze-excite gates to
+    `FusedSqueezeExciteGate` and its batch norms to `ChannelsLastBatchNorm2d`, in place (the parameters and
+    buffers stay the same objects); returns how many modules, 0 where the kernels are turned off or unavailable."""
     if extension() is None:
         return 0
     switched = 0
     for module in model.modules():
         if type(module) is nn.Conv2d and _fits(module):
             module.__class__ = DepthwiseConv2d
-            switched += 1
+        elif type(module) is SqueezeExciteGate:
+            module.__class__ = FusedSqueezeExciteGate
+        elif type(module) is nn.BatchNorm2d:
+            module.__class__ = ChannelsLastBatchNorm2d
+        else:
+            continue
+        switched += 1
     return switched

@@ -3,7 +3,8 @@
 The hot loop draws uint8 batches from in-memory tensors by index, augments and normalises them as
 whole-batch tensor ops and feeds a channels_last model: no DataLoader, no per-sample Python.
 The process keeps the memory a step frees for the next one (`effscale.search.allocator`), and on the CPU
-depthwise convolutions take their weight gradient from effscale's kernel (`effscale.search.cpu_kernels`).
+depthwise convolutions' weight gradients, squeeze-excite gradients and batch norm come from effscale's kernels
+(`effscale.search.cpu_kernels`).
 Every evaluation first recomputes the batch-norm statistics under the current weights ("precise BN").
 Random state (initialisation, shuffling, augmentation, dropout) comes from `config.seed` inside a
 forked RNG, and the torch thread count is set for the run and restored afterwards; on the CPU the

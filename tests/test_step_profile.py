@@ -6,7 +6,7 @@ import pytest
 
 from effscale.experiments.benchmarks.parallel_ceiling import proxy_step
 from effscale.experiments.benchmarks.step_profile import depthwise_gradients, operator_kind, profile_step
-from effscale.search.cpu_kernels import PROFILER_NAME, extension
+from effscale.search.cpu_kernels import PROFILER_PREFIX, extension
 
 
 @pytest.mark.parametrize(("name", "shapes", "kind"), [
@@ -16,7 +16,8 @@ from effscale.search.cpu_kernels import PROFILER_NAME, extension
     ("aten::mkldnn_convolution", [[128, 1, 64, 64], [16, 1, 3, 3]], "convolution forward"),  # a stem on one channel
     ("aten::native_batch_norm_backward", [[128, 48, 32, 32], [128, 48, 32, 32], [48]], "batch norm"),
     ("aten::add_", [[128, 48, 32, 32], [128, 48, 32, 32]], "other"),
-    (PROFILER_NAME, [], "depthwise convolution backward"),  # effscale's weight-gradient kernel
+    (PROFILER_PREFIX + "depthwise_weight_grad", [], "depthwise convolution backward"),  # effscale's kernels
+    (PROFILER_PREFIX + "batch_norm_backward", [], "batch norm"),
 ])
 def test_operator_kinds(name: str, shapes: list[list[int]], kind: str) -> None:
     assert operator_kind(name, shapes) == kind

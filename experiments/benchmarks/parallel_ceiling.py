@@ -33,7 +33,7 @@ from effscale.search.train_config import TrainConfig
 def proxy_step(resolution: int = 32, batch_size: int = 128, edit: Callable[[nn.Module], object] | None = None,
                optimise: bool = True) -> Callable[[], None]:
     """One training step of the default proxy on a fixed random channels_last batch, as a function; as in proxy
-    training, the process keeps the memory a step frees, the depthwise convolutions use effscale's kernel and the
+    training, the process keeps the memory a step frees, the model uses effscale's CPU kernels and the
     optimiser is the default recipe's (`make_optimizer`: fused AdamW, weight decay on weights only). `edit`
     changes the model in place before the optimiser sees it; `optimise=False` leaves out the optimiser's step."""
     keep_freed_memory()

@@ -29,9 +29,9 @@ from torch.profiler import ProfilerActivity, profile
 from effscale.experiments.benchmarks.parallel_ceiling import proxy_step
 from effscale.experiments.benchmarks.turns import in_turns, medians, seconds_per_call
 from effscale.experiments.output import print_table
-from effscale.search.cpu_kernels import PROFILER_NAME, extension
+from effscale.search.cpu_kernels import PROFILER_PREFIX, extension
 
-KINDS = {PROFILER_NAME: "depthwise convolution backward",
+KINDS = {PROFILER_PREFIX + "depthwise_weight_grad": "depthwise convolution backward",
          "convolution_backward": "convolution backward", "convolution": "convolution forward",
          "batch_norm": "batch norm", "silu": "SiLU", "AdamW": "optimiser"}
 """Operator kinds by a part of their name, tried in this order; the rest is "other"."""

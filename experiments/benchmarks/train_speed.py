@@ -2,7 +2,7 @@
 
 Both train the default proxy with the same batch size, optimiser and number of steps on the same
 images: the harness (uint8 in memory, channels_last, explicit threads, no DataLoader, freed memory kept
-for reuse, effscale's depthwise weight-gradient kernel, a fused optimiser) and a plain loop (DataLoader over a
+for reuse, effscale's CPU kernels, a fused optimiser) and a plain loop (DataLoader over a
 TensorDataset of float NCHW tensors, eager, default threads, glibc's default allocator, PyTorch's kernels, the
 optimiser's default per-parameter loop). To show where the speedup comes from, the harness also runs in NCHW
 ("of it channels_last"), with glibc's defaults, EFFSCALE_KEEP_FREED_MEMORY=0 ("of it memory kept"), with
