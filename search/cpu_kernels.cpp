@@ -19,9 +19,16 @@
 // element on few channels. The tensor is walked as runs of lcm(C, 16) floats, whole rows of channels a vector unit
 // handles however few the channels; the per-channel sums are split into chunks fixed by the shape, so the result
 // does not depend on the thread count either. The forward pass takes both moments in one pass from values shifted
-// by the first pixel, and normalises as (x - mean) * scale + bias; the backward pass is
+// by the first pixel, and normalises as z = (x - mean) * scale + bias; the backward pass is
 //   dx = w / std * (dy - mean(dy) - (x - mean) / var * mean(dy * (x - mean))),  dw = sum(dy * (x - mean)) / std,
 //   db = sum(dy).
+// With silu, SiLU follows in the same passes: the forward pass writes only y = z * sigmoid(z), two passes over
+// memory fewer than a separate SiLU makes (read z, write y), and z is not kept for the backward pass, which first
+// takes dz = dy * s * (1 + z * (1 - s)), s = sigmoid(z), from dy and x in one pass, z recomputed exactly as the
+// forward pass computed it. (Taking dz in the sums' pass, and keeping it for the last, makes two passes fewer but
+// is slower on the project's CPUs: the sigmoid's arithmetic, not memory, then bounds that pass.) The sigmoid's exp
+// is a branch-free polynomial: with -fno-trapping-math (PyTorch enables no floating-point traps) the compiler turns
+// its clamp into selects and the loops into vector code.
 
 #include <torch/extension.h>
 
@@ -29,6 +36,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <vector>
 
@@ -284,19 +292,57 @@ std::vector<float> over_period(const Periods& g, const std::vector<double>& per_
   return out;
 }
 
-void check_batch_norm_input(const torch::Tensor& x, const torch::Tensor& weight) {
+// Inlined into the loops that call them, which then vectorise.
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+// exp(v) from 2^n * a degree-6 polynomial on [-ln2 / 2, ln2 / 2] (Cephes' expf, within 2 ulp), branch-free so that
+// the loops that call it run as vector code; v is clamped to where the result is a normal float.
+ALWAYS_INLINE float exp_approx(float v) {
+  v = v < -87.3f ? -87.3f : (v > 88.7f ? 88.7f : v);  // NaN stays NaN
+  const float rounder = 12582912.0f;          // 1.5 * 2^23: adding it rounds to an integer
+  const float n = (v * 1.44269504f + rounder) - rounder;
+  const float r = (v - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float power;
+  std::memcpy(&power, &bits, sizeof power);
+  return (p * r * r + r + 1.0f) * power;
+}
+
+ALWAYS_INLINE float sigmoid(float z) { return 1.0f / (1.0f + exp_approx(-z)); }
+
+// The batch norm's output from z: z itself, or SiLU(z).
+template <bool SILU>
+ALWAYS_INLINE float activate(float z) {
+  return SILU ? z * sigmoid(z) : z;
+}
+
+// dy * dsilu/dz: the gradient of SiLU's input z from its output's, dy.
+ALWAYS_INLINE float silu_grad(float dy, float z) {
+  const float s = sigmoid(z);
+  return dy * s * (1.0f + z * (1.0f - s));
+}
+
+void check_batch_norm_input(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   TORCH_CHECK(x.dim() == 4 && x.scalar_type() == at::kFloat && x.device().is_cpu(),
               "batch_norm: a 4-d float32 CPU tensor expected");
   TORCH_CHECK(weight.numel() == x.size(1) && weight.scalar_type() == at::kFloat, "batch_norm: one weight per channel");
+  TORCH_CHECK(bias.numel() == x.size(1) && bias.scalar_type() == at::kFloat, "batch_norm: one bias per channel");
   TORCH_CHECK(x.numel() / x.size(1) > 1, "batch_norm: more than one value per channel expected");
 }
 
 }  // namespace
 
-// Training-mode batch norm: (y, mean, biased variance) over N, H, W.
-std::vector<torch::Tensor> batch_norm_forward(const torch::Tensor& input, const torch::Tensor& weight,
-                                              const torch::Tensor& bias, double eps) {
-  check_batch_norm_input(input, weight);
+// Training-mode batch norm, then SiLU when SILU: (y, mean, biased variance) over N, H, W.
+template <bool SILU>
+std::vector<torch::Tensor> batch_norm_forward_impl(const torch::Tensor& input, const torch::Tensor& weight,
+                                                   const torch::Tensor& bias, double eps) {
+  check_batch_norm_input(input, weight, bias);
   auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t C = x.size(1);
   const double count = static_cast<double>(x.numel() / C);
@@ -322,33 +368,25 @@ std::vector<torch::Tensor> batch_norm_forward(const torch::Tensor& input, const 
     var_out[c] = static_cast<float>(variance);
     scale_c[c] = w[c] / std::sqrt(variance + eps);
   }
-  // y = (x - mean) * scale + bias: centred first, as a mean far from zero would cancel in x * scale + offset.
+  // z = (x - mean) * scale + bias: centred first, as a mean far from zero would cancel in x * scale + offset.
   const std::vector<float> mean_p = over_period(g, mean_c), scale = over_period(g, scale_c),
                            bias_p = over_period(g, bias_c);
   const float *mp = mean_p.data(), *kp = scale.data(), *bp = bias_p.data();
   auto y = torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   map_periods(g, y.data_ptr<float>(), xp, xp,
-              [mp, kp, bp](float a, float, int64_t j) { return (a - mp[j]) * kp[j] + bp[j]; });
+              [mp, kp, bp](float a, float, int64_t j) { return activate<SILU>((a - mp[j]) * kp[j] + bp[j]); });
   return {y, mean, var};
 }
 
-// Its gradients (dx, dweight, dbias) from the forward pass's mean and biased variance.
-std::vector<torch::Tensor> batch_norm_backward(const torch::Tensor& grad_output, const torch::Tensor& input,
-                                               const torch::Tensor& weight, const torch::Tensor& mean,
-                                               const torch::Tensor& var, double eps) {
-  check_batch_norm_input(input, weight);
-  TORCH_CHECK(grad_output.sizes() == input.sizes() && grad_output.scalar_type() == at::kFloat,
-              "batch_norm_backward: grad and x differ");
-  const auto nhwc = at::MemoryFormat::ChannelsLast;
-  auto x = input.contiguous(nhwc);
-  auto grad = grad_output.contiguous(nhwc);
+// Its gradients (dx, dweight, dbias) from the forward pass's mean and biased variance, for the gradient `grad` of
+// the batch norm's output.
+std::vector<torch::Tensor> batch_norm_backward_of(const torch::Tensor& grad, const torch::Tensor& x,
+                                                  const torch::Tensor& weight, const std::vector<double>& mean_c,
+                                                  const std::vector<double>& invstd_c) {
   const int64_t C = x.size(1);
   const double count = static_cast<double>(x.numel() / C);
   Periods g(x.numel(), C);
-  const auto saved_mean = mean.contiguous(), saved_var = var.contiguous();
-  const float *mean_in = saved_mean.data_ptr<float>(), *var_in = saved_var.data_ptr<float>();
-  std::vector<double> mean_c(mean_in, mean_in + C), invstd_c(C);
-  for (int64_t c = 0; c < C; ++c) invstd_c[c] = 1.0 / std::sqrt(static_cast<double>(var_in[c]) + eps);
+  const float* w = weight.data_ptr<float>();
   const std::vector<float> mean_p = over_period(g, mean_c);
   const float* mp = mean_p.data();
   const float *xp = x.data_ptr<float>(), *gp = grad.data_ptr<float>();
@@ -357,8 +395,6 @@ std::vector<torch::Tensor> batch_norm_backward(const torch::Tensor& grad_output,
       [mp](float d, float a, int64_t j) { return d * (a - mp[j]); });
   auto grad_weight = torch::empty({C}, x.options()), grad_bias = torch::empty({C}, x.options());
   float *dw = grad_weight.data_ptr<float>(), *db = grad_bias.data_ptr<float>();
-  const auto weight_in = weight.contiguous();
-  const float* w = weight_in.data_ptr<float>();
   // dx = w * invstd * (dy - mean(dy) - (x - mean) * invstd^2 * mean(dy * (x - mean))) = a dy + b (x - mean) + c
   std::vector<double> a_c(C), b_c(C), c_c(C);
   for (int64_t c = 0; c < C; ++c) {
@@ -372,16 +408,55 @@ std::vector<torch::Tensor> batch_norm_backward(const torch::Tensor& grad_output,
   }
   const std::vector<float> a_p = over_period(g, a_c), b_p = over_period(g, b_c), c_p = over_period(g, c_c);
   const float *ap = a_p.data(), *bp = b_p.data(), *cp = c_p.data();
-  auto grad_x = torch::empty_like(x, x.options().memory_format(nhwc));
+  auto grad_x = torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   map_periods(g, grad_x.data_ptr<float>(), gp, xp,
               [ap, bp, cp, mp](float d, float a, int64_t j) { return ap[j] * d + bp[j] * (a - mp[j]) + cp[j]; });
   return {grad_x, grad_weight, grad_bias};
+}
+
+std::vector<torch::Tensor> batch_norm_forward(const torch::Tensor& input, const torch::Tensor& weight,
+                                              const torch::Tensor& bias, double eps, bool silu) {
+  return silu ? batch_norm_forward_impl<true>(input, weight, bias, eps)
+              : batch_norm_forward_impl<false>(input, weight, bias, eps);
+}
+
+// The gradients of batch_norm_forward's output (dx, dweight, dbias); with silu, the batch norm's output gradient
+// dz comes first, from one pass over grad and x, z recomputed exactly as the forward pass computed it.
+std::vector<torch::Tensor> batch_norm_backward(const torch::Tensor& grad_output, const torch::Tensor& input,
+                                               const torch::Tensor& weight, const torch::Tensor& bias,
+                                               const torch::Tensor& mean, const torch::Tensor& var, double eps,
+                                               bool silu) {
+  check_batch_norm_input(input, weight, bias);
+  TORCH_CHECK(grad_output.sizes() == input.sizes() && grad_output.scalar_type() == at::kFloat,
+              "batch_norm_backward: grad and x differ");
+  const auto nhwc = at::MemoryFormat::ChannelsLast;
+  auto x = input.contiguous(nhwc);
+  auto grad = grad_output.contiguous(nhwc);
+  const int64_t C = x.size(1);
+  const auto saved_mean = mean.contiguous(), saved_var = var.contiguous(), weight_in = weight.contiguous();
+  const float *mean_in = saved_mean.data_ptr<float>(), *var_in = saved_var.data_ptr<float>();
+  std::vector<double> mean_c(mean_in, mean_in + C), invstd_c(C);
+  for (int64_t c = 0; c < C; ++c) invstd_c[c] = 1.0 / std::sqrt(static_cast<double>(var_in[c]) + eps);
+  if (!silu) return batch_norm_backward_of(grad, x, weight_in, mean_c, invstd_c);
+  const auto bias_in = bias.contiguous();
+  const float *w = weight_in.data_ptr<float>(), *bias_v = bias_in.data_ptr<float>();
+  std::vector<double> scale_c(C), bias_c(bias_v, bias_v + C);
+  for (int64_t c = 0; c < C; ++c) scale_c[c] = w[c] * invstd_c[c];
+  Periods g(x.numel(), C);
+  const std::vector<float> mean_p = over_period(g, mean_c), scale = over_period(g, scale_c),
+                           bias_p = over_period(g, bias_c);
+  const float *mp = mean_p.data(), *kp = scale.data(), *bp = bias_p.data();
+  auto dz = torch::empty_like(x, x.options().memory_format(nhwc));
+  map_periods(g, dz.data_ptr<float>(), grad.data_ptr<float>(), x.data_ptr<float>(),
+              [mp, kp, bp](float d, float a, int64_t j) { return silu_grad(d, (a - mp[j]) * kp[j] + bp[j]); });
+  return batch_norm_backward_of(dz, x, weight_in, mean_c, invstd_c);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("depthwise_weight_grad", &depthwise_weight_grad, "weight gradient of a channels_last depthwise convolution");
   m.def("squeeze_excite_backward", &squeeze_excite_backward,
         "gradients of x * gate[:, :, None, None] for a channels_last x and an (N, C) gate");
-  m.def("batch_norm_forward", &batch_norm_forward, "training-mode batch norm of a channels_last tensor");
-  m.def("batch_norm_backward", &batch_norm_backward, "gradients of training-mode batch norm");
+  m.def("batch_norm_forward", &batch_norm_forward,
+        "training-mode batch norm of a channels_last tensor, then SiLU if silu");
+  m.def("batch_norm_backward", &batch_norm_backward, "gradients of training-mode batch norm (then SiLU if silu)");
 }

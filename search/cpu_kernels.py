@@ -7,12 +7,15 @@ channels as vectors and every tap's sum kept beside it. The backward pass of a s
 x * gate is memory-bound, and autograd's makes about three times the memory traffic it needs: the kernel gives
 both gradients in one pass, and the pooling's gradient stays a broadcast view that autograd adds in place.
 PyTorch's channels_last batch norm is several times slower per element on the 8 to 96 channels of the blocks'
-outputs; the kernels' takes two passes over memory each way, as fast as memory allows.
+outputs; the kernels' takes two passes over memory each way, as fast as memory allows, and takes in the SiLU that
+follows it (one more pass backward): two passes fewer than a separate SiLU, and one activation fewer kept.
 
-`use_cpu_kernels(model)` switches a model's depthwise convolutions, squeeze-excite gates and batch norms to these
-kernels while training float32 channels_last tensors. The convolutions' and gates' forward results are PyTorch's,
-and so are the depthwise input gradient and the weight gradient of 3x3 kernels on maps larger than 8x8, where
-oneDNN is as fast; batch norm's results differ from PyTorch's by float32 rounding, no less accurate.
+`use_cpu_kernels(model)` switches a model's depthwise convolutions, squeeze-excite gates and batch norms (with the
+SiLU after them) to these kernels while training float32 channels_last tensors, and its 1x1 convolutions on maps of
+at most 4x4 to matmuls, which oneDNN's convolutions are slower than there. The depthwise convolutions' and gates'
+forward results are PyTorch's, and so are the depthwise input gradient and the weight gradient of 3x3 kernels on
+maps larger than 8x8, where oneDNN is as fast; the batch norms', SiLUs' and matmuls' results differ from PyTorch's
+by float32 rounding, no less accurate.
 
 The kernels are compiled on first use (torch.utils.cpp_extension, about 30 s) into torch's extensions directory
 (TORCH_EXTENSIONS_DIR, or ~/.cache/torch_extensions), under a name that digests the source, the flags, torch,
@@ -45,7 +48,8 @@ OPT_OUT = "EFFSCALE_CPU_KERNELS"  # "0": PyTorch's kernels only
 SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
 PROFILER_PREFIX = "effscale::"  # torch.profiler names each kernel's calls by it and the kernel's name
 ONEDNN_3X3_ABOVE = 64  # output positions (8x8) above which a 3x3 weight gradient stays oneDNN's
-FLAGS = ["-O3", "-march=native", "-fopenmp"]
+MATMUL_AT_MOST = 16  # positions (4x4) up to which a 1x1 convolution runs as a matmul
+FLAGS = ["-O3", "-march=native", "-fno-trapping-math", "-fopenmp"]
 
 
 def build_name() -> str:
@@ -133,6 +137,19 @@ class DepthwiseConv2d(nn.Conv2d):
         return _DepthwiseConvolution.apply(x, self.weight, stride, padding)
 
 
+class PointwiseConv2d(nn.Conv2d):
+    """`nn.Conv2d` with a 1x1 kernel that, on float32 channels_last CPU maps of at most MATMUL_AT_MOST positions
+    (an EfficientNet's later stages), runs as a matmul of each position's channels with the weight, forward and
+    backward: oneDNN's convolution is slower there, faster on larger maps. Same parameters, state dict and results,
+    to float32 rounding."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[-2] * x.shape[-1] <= MATMUL_AT_MOST
+                and x.is_contiguous(memory_format=torch.channels_last)):
+            return super().forward(x)
+        return F.linear(x.permute(0, 2, 3, 1), self.weight.flatten(1), self.bias).permute(0, 3, 1, 2)
+
+
 class _ChannelMean(torch.autograd.Function):
     """x.mean((2, 3)), whose input gradient is a broadcast view, not a full-size tensor."""
 
@@ -173,25 +190,27 @@ class FusedSqueezeExciteGate(SqueezeExciteGate):
 
 
 class _BatchNormTraining(torch.autograd.Function):
-    """Training-mode batch norm with the effscale kernels; updates the running statistics given, as F.batch_norm."""
+    """Training-mode batch norm with the effscale kernels, then SiLU if `silu`; updates the running statistics
+    given, as F.batch_norm."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, running_mean: torch.Tensor | None,
-                running_var: torch.Tensor | None, factor: float, eps: float) -> torch.Tensor:
-        y, mean, var = _run("batch_norm_forward", x, weight, bias, eps)
+                running_var: torch.Tensor | None, factor: float, eps: float, silu: bool) -> torch.Tensor:
+        y, mean, var = _run("batch_norm_forward", x, weight, bias, eps, silu)
         if running_mean is not None and running_var is not None:
             count = x.numel() // x.shape[1]
             running_mean.mul_(1 - factor).add_(mean, alpha=factor)
             running_var.mul_(1 - factor).add_(var, alpha=factor * count / (count - 1))  # unbiased
-        ctx.save_for_backward(x, weight, mean, var)
-        ctx.eps = eps
+        ctx.save_for_backward(x, weight, bias, mean, var)
+        ctx.eps, ctx.silu = eps, silu
         return y
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, weight, mean, var = ctx.saved_tensors
-        grad_x, grad_weight, grad_bias = _run("batch_norm_backward", grad, x, weight, mean, var, ctx.eps)
-        return grad_x, grad_weight, grad_bias, None, None, None, None
+        x, weight, bias, mean, var = ctx.saved_tensors
+        grad_x, grad_weight, grad_bias = _run("batch_norm_backward", grad, x, weight, bias, mean, var, ctx.eps,
+                                              ctx.silu)
+        return grad_x, grad_weight, grad_bias, None, None, None, None, None
 
 
 class ChannelsLastBatchNorm2d(nn.BatchNorm2d):
@@ -199,15 +218,25 @@ class ChannelsLastBatchNorm2d(nn.BatchNorm2d):
     channels_last tensors on the CPU: PyTorch's are several times slower on the few channels of an EfficientNet's
     block outputs. Same parameters, buffers, state dict and results, to float32 rounding."""
 
+    silu = False  # whether SiLU follows, in the same passes over memory
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and self.affine and x.numel() > x.shape[1] and _kernels_apply(x, self.weight)):
-            return super().forward(x)
+            y = super().forward(x)
+            return F.silu(y) if self.silu else y
         factor, running = 0.0, (None, None)
         if self.track_running_stats:
             self.num_batches_tracked.add_(1)
             factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
             running = (self.running_mean, self.running_var)
-        return _BatchNormTraining.apply(x, self.weight, self.bias, *running, factor, self.eps)
+        return _BatchNormTraining.apply(x, self.weight, self.bias, *running, factor, self.eps, self.silu)
+
+
+class BatchNormSiLU2d(ChannelsLastBatchNorm2d):
+    """`ChannelsLastBatchNorm2d` followed by SiLU, both in the kernels' passes: it takes the place of a batch norm
+    whose SiLU becomes `nn.Identity`. Same parameters, buffers and state dict as the batch norm."""
+
+    silu = True
 
 
 def _fits(conv: nn.Conv2d) -> bool:
@@ -218,16 +247,36 @@ def _fits(conv: nn.Conv2d) -> bool:
             and kernel[0] == kernel[1] and stride[0] == stride[1] and padding[0] == padding[1])
 
 
+def _is_pointwise(conv: nn.Conv2d) -> bool:
+    """A plain 1x1 convolution: one group, stride 1, no padding."""
+    return (conv.groups == 1 and conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0)
+            and conv.dilation == (1, 1))
+
+
+def _fuse_silus(model: nn.Module) -> None:
+    """Fold each `nn.SiLU` that directly follows a `ChannelsLastBatchNorm2d` in an `nn.Sequential` into it, in place:
+    the batch norm becomes a `BatchNormSiLU2d`, the SiLU an `nn.Identity` (it has no parameters or buffers)."""
+    for sequence in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        children = list(sequence.named_children())
+        for (_, before), (name, after) in zip(children, children[1:]):
+            if type(before) is ChannelsLastBatchNorm2d and type(after) is nn.SiLU:
+                before.__class__ = BatchNormSiLU2d
+                setattr(sequence, name, nn.Identity())
+
+
 def use_cpu_kernels(model: nn.Module) -> int:
-    """Switch the depthwise convolutions of `model` to `DepthwiseConv2d`, its squeeze-excite gates to
-    `FusedSqueezeExciteGate` and its batch norms to `ChannelsLastBatchNorm2d`, in place (the parameters and
-    buffers stay the same objects); returns how many modules, 0 where the kernels are turned off or unavailable."""
+    """Switch the depthwise convolutions of `model` to `DepthwiseConv2d`, its 1x1 ones to `PointwiseConv2d`, its
+    squeeze-excite gates to `FusedSqueezeExciteGate` and its batch norms to `ChannelsLastBatchNorm2d`, or to
+    `BatchNormSiLU2d` where an `nn.SiLU` follows in an `nn.Sequential`, in place (the parameters and buffers stay
+    the same objects); returns how many modules, 0 where the kernels are turned off or unavailable."""
     if extension() is None:
         return 0
     switched = 0
     for module in model.modules():
         if type(module) is nn.Conv2d and _fits(module):
             module.__class__ = DepthwiseConv2d
+        elif type(module) is nn.Conv2d and _is_pointwise(module):
+            module.__class__ = PointwiseConv2d
         elif type(module) is SqueezeExciteGate:
             module.__class__ = FusedSqueezeExciteGate
         elif type(module) is nn.BatchNorm2d:
@@ -235,4 +284,5 @@ def use_cpu_kernels(model: nn.Module) -> int:
         else:
             continue
         switched += 1
+    _fuse_silus(model)
     return switched

@@ -7,6 +7,7 @@ there these tests fail instead of skipping when they cannot be built.
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -18,9 +19,12 @@ from torch import nn
 
 from effscale.models.builder import SqueezeExciteGate, build
 from effscale.search.cpu_kernels import (
+    MATMUL_AT_MOST,
+    BatchNormSiLU2d,
     ChannelsLastBatchNorm2d,
     DepthwiseConv2d,
     FusedSqueezeExciteGate,
+    PointwiseConv2d,
     extension,
     use_cpu_kernels,
 )
@@ -82,6 +86,31 @@ def test_module_gives_conv2ds_output_and_gradients(kernels, channels_last: bool,
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("side, bias", [(1, False), (2, True), (4, False), (5, True)])
+def test_pointwise_module_gives_conv2ds_output_and_gradients_as_a_matmul_on_small_maps(kernels, channels_last: bool,
+                                                                                      side: int, bias: bool) -> None:
+    torch.manual_seed(side)
+    reference = nn.Conv2d(24, 40, 1, bias=bias)
+    fast = copy.deepcopy(reference)
+    assert use_cpu_kernels(fast) == 1 and type(fast) is PointwiseConv2d
+    x = nhwc(6, 24, side, side) if channels_last else torch.randn(6, 24, side, side)
+    grad = nhwc(6, 40, side, side)
+    results = []
+    for conv in (reference, fast):
+        leaf = x.clone().requires_grad_()
+        with torch.profiler.profile() as profiled:
+            out = conv(leaf)
+        out.backward(grad)
+        results.append((out, leaf.grad, *(p.grad for p in conv.parameters())))
+    laid_out = x.is_contiguous(memory_format=torch.channels_last)  # also a 1x1 map in NCHW
+    convolved = any(event.name == "aten::convolution" for event in profiled.events())
+    assert convolved == (not laid_out or side * side > MATMUL_AT_MOST)
+    assert out.is_contiguous(memory_format=torch.channels_last) == laid_out
+    for ours, theirs in zip(results[1], results[0]):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
 # (batch, channels, map side): the proxy's squeeze-excite layers at 64 px, channels that are not a multiple of
 # 16, a 1x1 map and an odd side.
 SQUEEZE_EXCITE_SHAPES = [(3, 16, 32), (2, 48, 32), (4, 96, 16), (3, 576, 2), (5, 24, 1), (2, 40, 7), (1, 1152, 3)]
@@ -126,17 +155,20 @@ BATCH_NORM_SHAPES = [(16, 8, 32, 32), (16, 16, 16, 16), (32, 24, 8, 8), (16, 48,
                      (7, 3, 5, 5), (2, 1152, 3, 3), (3, 40, 1, 1)]
 
 
+@pytest.mark.parametrize("silu", [False, True])
 @pytest.mark.parametrize("shape", BATCH_NORM_SHAPES)
-def test_batch_norm_equals_float64_batch_norm(kernels, shape: tuple[int, int, int, int]) -> None:
+def test_batch_norm_equals_float64_batch_norm(kernels, shape: tuple[int, int, int, int], silu: bool) -> None:
+    """With silu, the kernels give SiLU of the batch norm and its gradients in the same passes."""
     torch.manual_seed(sum(shape))
     channels = shape[1]
     x, grad = nhwc(*shape) * 3 + 5, nhwc(*shape)  # a mean well off zero, as after a convolution
     weight, bias = torch.rand(channels) + 0.5, torch.randn(channels)
-    y, mean, var = kernels.batch_norm_forward(x, weight, bias, 1e-3)
+    y, mean, var = kernels.batch_norm_forward(x, weight, bias, 1e-3, silu)
     x64, weight64, bias64 = (t.double().requires_grad_() for t in (x, weight, bias))
     expected = F.batch_norm(x64, None, None, weight64, bias64, True, 0.0, 1e-3)
+    expected = F.silu(expected) if silu else expected
     expected.backward(grad.double())
-    grad_x, grad_weight, grad_bias = kernels.batch_norm_backward(grad, x, weight, mean, var, 1e-3)
+    grad_x, grad_weight, grad_bias = kernels.batch_norm_backward(grad, x, weight, bias, mean, var, 1e-3, silu)
     assert y.is_contiguous(memory_format=torch.channels_last) and grad_x.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(mean.double(), x64.mean((0, 2, 3)), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(var.double(), x64.var((0, 2, 3), unbiased=False), rtol=1e-5, atol=1e-6)
@@ -144,25 +176,38 @@ def test_batch_norm_equals_float64_batch_norm(kernels, shape: tuple[int, int, in
         torch.testing.assert_close(ours.double(), exact, rtol=1e-5, atol=1e-5 * exact.abs().max().item())
 
 
+def test_batch_norm_silu_holds_at_large_values_and_keeps_nans(kernels) -> None:
+    """The sigmoid's exp is clamped to the normal floats: z of +-1e4 still gives z and 0, NaN stays NaN."""
+    x = torch.tensor([[-1.0, 1.0]] * 4 + [[float("nan")] * 2]).T.reshape(1, 2, 1, 5).permute(0, 3, 1, 2)
+    weight, bias = torch.tensor([1.0, 20.0, 100.0, 1e4, 1.0]), torch.zeros(5)  # z = +-weight
+    y = kernels.batch_norm_forward(x, weight, bias, 1e-6, True)[0]
+    z = F.batch_norm(x, None, None, weight, bias, True, 0.0, 1e-6)
+    assert z[0, 3].abs().min() > 9999 and z[0, 4].isnan().all()
+    torch.testing.assert_close(y, F.silu(z), equal_nan=True)
+
+
+@pytest.mark.parametrize("silu", [False, True])
 @pytest.mark.parametrize("momentum, track", [(0.1, True), (None, True), (0.1, False)])
-def test_batch_norm_module_gives_batchnorm2ds_results_and_statistics(kernels, momentum: float | None,
-                                                                    track: bool) -> None:
+def test_batch_norm_module_gives_batchnorm2ds_results_and_statistics(kernels, momentum: float | None, track: bool,
+                                                                    silu: bool) -> None:
+    """A batch norm alone, or followed by a SiLU, which then joins it."""
     torch.manual_seed(0)
-    reference = nn.BatchNorm2d(24, momentum=momentum, track_running_stats=track)
-    nn.init.uniform_(reference.weight, 0.5, 1.5)
-    nn.init.normal_(reference.bias)
-    fast = nn.BatchNorm2d(24, momentum=momentum, track_running_stats=track)
-    fast.load_state_dict(reference.state_dict())
-    assert use_cpu_kernels(fast) == 1 and type(fast) is ChannelsLastBatchNorm2d
+    reference = nn.Sequential(nn.BatchNorm2d(24, momentum=momentum, track_running_stats=track),
+                              *([nn.SiLU()] if silu else []))
+    nn.init.uniform_(reference[0].weight, 0.5, 1.5)
+    nn.init.normal_(reference[0].bias)
+    fast = copy.deepcopy(reference)
+    assert use_cpu_kernels(fast) == 1
+    assert [type(m) for m in fast] == ([BatchNormSiLU2d, nn.Identity] if silu else [ChannelsLastBatchNorm2d])
     results = []
-    for norm in (reference, fast):
+    for pair in (reference, fast):
         torch.manual_seed(1)
         for _ in range(3):  # the running statistics follow each batch's
             leaf = (nhwc(8, 24, 5, 5) * 2 + 1).requires_grad_()
-            out = norm(leaf)
+            out = pair(leaf)
             out.backward(nhwc(8, 24, 5, 5))
-        norm.eval()
-        results.append((out, leaf.grad, norm.weight.grad, norm.bias.grad, norm(leaf), *norm.buffers()))
+        pair.eval()
+        results.append((out, leaf.grad, pair[0].weight.grad, pair[0].bias.grad, pair(leaf), *pair.buffers()))
     for ours, theirs in zip(results[1], results[0]):
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
 
@@ -171,15 +216,24 @@ def test_proxy_switches_its_depthwise_convolutions_gates_and_batch_norms_and_kee
     model = build(proxy_spec(32))
     parameters, keys = list(model.parameters()), list(model.state_dict())
     depthwise = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
+    pointwise = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
     gates = [m for m in model.modules() if isinstance(m, SqueezeExciteGate)]
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert use_cpu_kernels(model) == len(depthwise) + len(gates) + len(norms) == 16 + 16 + 49
+    pairs = [(s[i], s[i + 1]) for s in model.modules() if isinstance(s, nn.Sequential) for i in range(len(s) - 1)
+             if isinstance(s[i], nn.BatchNorm2d) and isinstance(s[i + 1], nn.SiLU)]
+    switched = use_cpu_kernels(model)
+    assert switched == len(depthwise) + len(pointwise) + len(gates) + len(norms) == 16 + 32 + 16 + 49
     assert all(type(m) is DepthwiseConv2d for m in depthwise)
+    assert all(type(m) is PointwiseConv2d for m in pointwise)  # 15 expansions, 16 projections, the head's
     assert all(type(m) is FusedSqueezeExciteGate for m in gates)
-    assert all(type(m) is ChannelsLastBatchNorm2d for m in norms)
+    assert len(pairs) == 49 - 16  # every batch norm but the blocks' projections is followed by a SiLU
+    assert all(type(norm) is BatchNormSiLU2d for norm, _ in pairs)
+    assert all(type(m) is ChannelsLastBatchNorm2d for m in norms if m not in [norm for norm, _ in pairs])
+    silus = [m for m in model.modules() if isinstance(m, nn.SiLU)]
+    assert len(silus) == 16 and all(any(m is gate.act for gate in gates) for m in silus)  # the gates' own
     assert all(a is b for a, b in zip(model.parameters(), parameters)) and list(model.state_dict()) == keys
     others = [m for m in model.modules() if type(m) is nn.Conv2d]
-    assert others and all(m.groups == 1 for m in others)
+    assert [m.kernel_size for m in others] == [(3, 3)]  # the stem's
 
 
 def test_training_step_is_as_accurate_as_with_pytorchs_kernels(kernels) -> None:
@@ -194,7 +248,7 @@ def test_training_step_is_as_accurate_as_with_pytorchs_kernels(kernels) -> None:
         torch.manual_seed(1)
         model = build(proxy_spec(32)).to(dtype=dtype, memory_format=torch.channels_last)
         if switch:
-            assert use_cpu_kernels(model) == 16 + 16 + 49
+            assert use_cpu_kernels(model) == 16 + 32 + 16 + 49
         F.cross_entropy(model(x.to(dtype)), labels).backward()
         grads.append(torch.cat([p.grad.double().flatten() for p in model.parameters()]))
     exact, pytorchs, ours = grads

@@ -8,8 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from effscale.experiments.benchmarks.parallel_ceiling import proxy_step
 from effscale.experiments.benchmarks.step_ablation import KINDS, OPTIMISER, ablation, replace_with_identity
 from effscale.models.builder import SqueezeExciteGate, build
+from effscale.search.cpu_kernels import ChannelsLastBatchNorm2d, extension
 from effscale.search.proxy import proxy_spec
 
 
@@ -20,6 +22,18 @@ def test_replacing_a_kind_leaves_none_of_it_and_the_shapes_unchanged(kind: type[
     assert replace_with_identity(model, kind) == expected
     assert not any(isinstance(m, kind) for m in model.modules())
     assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+
+
+def test_silus_are_taken_out_before_the_kernels_could_fuse_them_into_the_batch_norms() -> None:
+    models = []
+
+    def take_out_silus(model: nn.Module) -> None:
+        models.append(model)
+        assert replace_with_identity(model, nn.SiLU) == 33 + 16
+
+    proxy_step(32, 8, edit=take_out_silus)
+    norm = ChannelsLastBatchNorm2d if extension() is not None else nn.BatchNorm2d
+    assert sum(type(m) is norm for m in models[0].modules()) == 49  # batch norms alone, none with a SiLU
 
 
 def test_every_kind_gets_a_timed_row() -> None:

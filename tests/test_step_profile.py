@@ -16,6 +16,7 @@ from effscale.search.cpu_kernels import PROFILER_PREFIX, extension
     ("aten::mkldnn_convolution", [[128, 1, 64, 64], [16, 1, 3, 3]], "convolution forward"),  # a stem on one channel
     ("aten::native_batch_norm_backward", [[128, 48, 32, 32], [128, 48, 32, 32], [48]], "batch norm"),
     ("aten::add_", [[128, 48, 32, 32], [128, 48, 32, 32]], "other"),
+    ("aten::addmm", [[96], [512, 576], [576, 96]], "matmul"),  # a 1x1 convolution on 2x2 maps of a batch of 128
     (PROFILER_PREFIX + "depthwise_weight_grad", [], "depthwise convolution backward"),  # effscale's kernels
     (PROFILER_PREFIX + "batch_norm_backward", [], "batch norm"),
 ])

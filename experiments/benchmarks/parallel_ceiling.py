@@ -35,14 +35,15 @@ def proxy_step(resolution: int = 32, batch_size: int = 128, edit: Callable[[nn.M
     """One training step of the default proxy on a fixed random channels_last batch, as a function; as in proxy
     training, the process keeps the memory a step frees, the model uses effscale's CPU kernels and the
     optimiser is the default recipe's (`make_optimizer`: fused AdamW, weight decay on weights only). `edit`
-    changes the model in place before the optimiser sees it; `optimise=False` leaves out the optimiser's step."""
+    changes the model in place before the kernels and the optimiser see it (so that a SiLU it takes out is not
+    fused into a batch norm first); `optimise=False` leaves out the optimiser's step."""
     keep_freed_memory()
     torch.manual_seed(0)
     spec = proxy_spec(resolution)
     model = build(spec).to(memory_format=torch.channels_last)
-    use_cpu_kernels(model)
     if edit is not None:
         edit(model)
+    use_cpu_kernels(model)
     optimizer = make_optimizer(model, TrainConfig())
     images = torch.randn(batch_size, spec.in_channels, resolution, resolution)
     images = images.contiguous(memory_format=torch.channels_last)

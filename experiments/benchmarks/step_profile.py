@@ -4,14 +4,17 @@ element-wise work runs to this machine's memory speed.
     python -m effscale.experiments.benchmarks.step_profile [--resolution 64] [--compile]
 
 Part 1 profiles a few steps (torch.profiler) and prints the share of time per kind of operator (depthwise
-convolutions apart from the others) and the share spent on the largest activation shape. The profiler's own work
+convolutions apart from the others; effscale's batch norm kernels take in the SiLU after a batch norm, so there
+"batch norm" includes those and "SiLU" is the squeeze-excite gates'; "matmul" is the gates' and the 1x1
+convolutions' on small maps) and the share spent on the largest activation shape. The profiler's own work
 around each call inflates the shares of short element-wise operators; `step_ablation` measures what a kind of
-layer costs in wall-clock time by taking it out. Part 2 times batch norm and SiLU, forward and backward, alone on a
-tensor of that shape and divides the bytes their eager passes must move by the time: the GB/s they reach, next to a
-plain copy's GB/s measured in turns with them. Part 3 times the two halves of the step's depthwise convolution
-backward apart, the input gradient and the weight gradient (PyTorch's and effscale's kernel), per kernel size, with
-the GFLOP/s each reaches (2 x the kernel's multiply-adds at every output position). With --compile it also times
-the batch norm + SiLU pair compiled by torch.compile against eager (only fusing them can move fewer bytes).
+layer costs in wall-clock time by taking it out. Part 2 times PyTorch's batch norm and SiLU, forward and backward,
+alone on a tensor of that shape and divides the bytes their eager passes must move by the time: the GB/s they
+reach, next to a plain copy's GB/s measured in turns with them. Part 3 times the two halves of the step's depthwise
+convolution backward apart, the input gradient and the weight gradient (PyTorch's and effscale's kernel), per
+kernel size, with the GFLOP/s each reaches (2 x the kernel's multiply-adds at every output position). With
+--compile it also times the batch norm + SiLU pair compiled by torch.compile against eager (only fusing them can
+move fewer bytes).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from effscale.search.cpu_kernels import PROFILER_PREFIX, extension
 
 KINDS = {PROFILER_PREFIX + "depthwise_weight_grad": "depthwise convolution backward",
          "convolution_backward": "convolution backward", "convolution": "convolution forward",
-         "batch_norm": "batch norm", "silu": "SiLU", "AdamW": "optimiser"}
+         "batch_norm": "batch norm", "silu": "SiLU", "AdamW": "optimiser", "mm": "matmul"}
 """Operator kinds by a part of their name, tried in this order; the rest is "other"."""
 FLOAT_BYTES = 4
 BATCH_NORM_PASSES = 8  # forward: statistics and normalise (read 2, write 1); backward: 2 reductions, then dx (5)
