@@ -24,11 +24,12 @@
 //   db = sum(dy).
 // With silu, SiLU follows in the same passes: the forward pass writes only y = z * sigmoid(z), two passes over
 // memory fewer than a separate SiLU makes (read z, write y), and z is not kept for the backward pass, which first
-// takes dz = dy * s * (1 + z * (1 - s)), s = sigmoid(z), from dy and x in one pass, z recomputed exactly as the
-// forward pass computed it. (Taking dz in the sums' pass, and keeping it for the last, makes two passes fewer but
-// is slower on the project's CPUs: the sigmoid's arithmetic, not memory, then bounds that pass.) The sigmoid's exp
-// is a branch-free polynomial: with -fno-trapping-math (PyTorch enables no floating-point traps) the compiler turns
-// its clamp into selects and the loops into vector code.
+// takes dz = dy * s * (1 + z * (1 - s)), s = sigmoid(z), from dy and x in one pass, z recomputed from the saved
+// float32 mean and variance (the forward pass normalised with their double values: z agrees to float rounding).
+// Taking dz in the sums' pass, and keeping it for the last, makes two passes fewer but is slower on the project's
+// CPUs: the sigmoid's arithmetic, not memory, then bounds that pass. The sigmoid's exp is a branch-free polynomial:
+// with -fno-trapping-math (PyTorch enables no floating-point traps) the compiler turns its clamp into selects and
+// the loops into vector code.
 
 #include <torch/extension.h>
 
@@ -421,7 +422,7 @@ std::vector<torch::Tensor> batch_norm_forward(const torch::Tensor& input, const 
 }
 
 // The gradients of batch_norm_forward's output (dx, dweight, dbias); with silu, the batch norm's output gradient
-// dz comes first, from one pass over grad and x, z recomputed exactly as the forward pass computed it.
+// dz comes first, from one pass over grad and x, z recomputed from the saved mean and variance.
 std::vector<torch::Tensor> batch_norm_backward(const torch::Tensor& grad_output, const torch::Tensor& input,
                                                const torch::Tensor& weight, const torch::Tensor& bias,
                                                const torch::Tensor& mean, const torch::Tensor& var, double eps,
