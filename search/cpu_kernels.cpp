@@ -25,7 +25,8 @@
 // With silu, SiLU follows in the same passes: the forward pass writes only y = z * sigmoid(z), two passes over
 // memory fewer than a separate SiLU makes (read z, write y), and z is not kept for the backward pass, which first
 // takes dz = dy * s * (1 + z * (1 - s)), s = sigmoid(z), from dy and x in one pass, z recomputed from the saved
-// float32 mean and variance (the forward pass normalised with their double values: z agrees to float rounding).
+// float32 mean and variance (the forward pass normalised with their double values: z agrees to float rounding),
+// and dx is written over dz: writing to memory just read moves fewer bytes than to memory not in cache.
 // Taking dz in the sums' pass, and keeping it for the last, makes two passes fewer but is slower on the project's
 // CPUs: the sigmoid's arithmetic, not memory, then bounds that pass. The sigmoid's exp is a branch-free polynomial:
 // with -fno-trapping-math (PyTorch enables no floating-point traps) the compiler turns its clamp into selects and
@@ -270,15 +271,17 @@ std::pair<std::vector<double>, std::vector<double>> channel_sums(const Periods& 
   return {firsts, seconds};
 }
 
-// out[i] = f(a[i], b[i], j) over the whole tensor, j being the position in the period.
+// out[i] = f(a[i], b[i], j) over the whole tensor, j being the position in the period. `out` may be `a`: each
+// element is read before it is written.
 template <typename F>
 void map_periods(const Periods& g, float* out, const float* a, const float* b, F f) {
   const int64_t P = g.period;
   at::parallel_for(0, g.periods, std::max<int64_t>(1, 16384 / P), [&](int64_t begin, int64_t end) {
     for (int64_t q = begin; q < end; ++q) {
-      float* __restrict__ o = out + q * P;
-      const float* __restrict__ av = a + q * P;
+      float* o = out + q * P;
+      const float* av = a + q * P;
       const float* __restrict__ bv = b + q * P;
+#pragma GCC ivdep
       for (int64_t j = 0; j < P; ++j) o[j] = f(av[j], bv[j], j);
     }
   });
@@ -380,10 +383,11 @@ std::vector<torch::Tensor> batch_norm_forward_impl(const torch::Tensor& input, c
 }
 
 // Its gradients (dx, dweight, dbias) from the forward pass's mean and biased variance, for the gradient `grad` of
-// the batch norm's output.
+// the batch norm's output; dx is written over grad when in_place (for a grad the caller owns): writing to memory
+// just read moves fewer bytes than writing to memory not in cache, which the CPU first reads.
 std::vector<torch::Tensor> batch_norm_backward_of(const torch::Tensor& grad, const torch::Tensor& x,
                                                   const torch::Tensor& weight, const std::vector<double>& mean_c,
-                                                  const std::vector<double>& invstd_c) {
+                                                  const std::vector<double>& invstd_c, bool in_place) {
   const int64_t C = x.size(1);
   const double count = static_cast<double>(x.numel() / C);
   Periods g(x.numel(), C);
@@ -409,7 +413,7 @@ std::vector<torch::Tensor> batch_norm_backward_of(const torch::Tensor& grad, con
   }
   const std::vector<float> a_p = over_period(g, a_c), b_p = over_period(g, b_c), c_p = over_period(g, c_c);
   const float *ap = a_p.data(), *bp = b_p.data(), *cp = c_p.data();
-  auto grad_x = torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  auto grad_x = in_place ? grad : torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   map_periods(g, grad_x.data_ptr<float>(), gp, xp,
               [ap, bp, cp, mp](float d, float a, int64_t j) { return ap[j] * d + bp[j] * (a - mp[j]) + cp[j]; });
   return {grad_x, grad_weight, grad_bias};
@@ -422,7 +426,8 @@ std::vector<torch::Tensor> batch_norm_forward(const torch::Tensor& input, const 
 }
 
 // The gradients of batch_norm_forward's output (dx, dweight, dbias); with silu, the batch norm's output gradient
-// dz comes first, from one pass over grad and x, z recomputed from the saved mean and variance.
+// dz comes first, from one pass over grad and x, z recomputed from the saved mean and variance, and dx is written
+// over dz.
 std::vector<torch::Tensor> batch_norm_backward(const torch::Tensor& grad_output, const torch::Tensor& input,
                                                const torch::Tensor& weight, const torch::Tensor& bias,
                                                const torch::Tensor& mean, const torch::Tensor& var, double eps,
@@ -438,7 +443,7 @@ std::vector<torch::Tensor> batch_norm_backward(const torch::Tensor& grad_output,
   const float *mean_in = saved_mean.data_ptr<float>(), *var_in = saved_var.data_ptr<float>();
   std::vector<double> mean_c(mean_in, mean_in + C), invstd_c(C);
   for (int64_t c = 0; c < C; ++c) invstd_c[c] = 1.0 / std::sqrt(static_cast<double>(var_in[c]) + eps);
-  if (!silu) return batch_norm_backward_of(grad, x, weight_in, mean_c, invstd_c);
+  if (!silu) return batch_norm_backward_of(grad, x, weight_in, mean_c, invstd_c, false);
   const auto bias_in = bias.contiguous();
   const float *w = weight_in.data_ptr<float>(), *bias_v = bias_in.data_ptr<float>();
   std::vector<double> scale_c(C), bias_c(bias_v, bias_v + C);
@@ -450,7 +455,7 @@ std::vector<torch::Tensor> batch_norm_backward(const torch::Tensor& grad_output,
   auto dz = torch::empty_like(x, x.options().memory_format(nhwc));
   map_periods(g, dz.data_ptr<float>(), grad.data_ptr<float>(), x.data_ptr<float>(),
               [mp, kp, bp](float d, float a, int64_t j) { return silu_grad(d, (a - mp[j]) * kp[j] + bp[j]); });
-  return batch_norm_backward_of(dz, x, weight_in, mean_c, invstd_c);
+  return batch_norm_backward_of(dz, x, weight_in, mean_c, invstd_c, true);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {

@@ -158,7 +158,8 @@ BATCH_NORM_SHAPES = [(16, 8, 32, 32), (16, 16, 16, 16), (32, 24, 8, 8), (16, 48,
 @pytest.mark.parametrize("silu", [False, True])
 @pytest.mark.parametrize("shape", BATCH_NORM_SHAPES)
 def test_batch_norm_equals_float64_batch_norm(kernels, shape: tuple[int, int, int, int], silu: bool) -> None:
-    """With silu, the kernels give SiLU of the batch norm and its gradients in the same passes."""
+    """With silu, the kernels give SiLU of the batch norm and its gradients in the same passes; the backward pass
+    writes dx over its own buffer, never over its inputs."""
     torch.manual_seed(sum(shape))
     channels = shape[1]
     x, grad = nhwc(*shape) * 3 + 5, nhwc(*shape)  # a mean well off zero, as after a convolution
@@ -168,7 +169,10 @@ def test_batch_norm_equals_float64_batch_norm(kernels, shape: tuple[int, int, in
     expected = F.batch_norm(x64, None, None, weight64, bias64, True, 0.0, 1e-3)
     expected = F.silu(expected) if silu else expected
     expected.backward(grad.double())
+    inputs = [t.clone() for t in (grad, x, weight, bias, mean, var)]
     grad_x, grad_weight, grad_bias = kernels.batch_norm_backward(grad, x, weight, bias, mean, var, 1e-3, silu)
+    assert all(torch.equal(t, before) for t, before in zip((grad, x, weight, bias, mean, var), inputs))
+    assert all(grad_x.data_ptr() != t.data_ptr() for t in (grad, x))
     assert y.is_contiguous(memory_format=torch.channels_last) and grad_x.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(mean.double(), x64.mean((0, 2, 3)), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(var.double(), x64.var((0, 2, 3), unbiased=False), rtol=1e-5, atol=1e-6)
