@@ -383,8 +383,7 @@ std::vector<torch::Tensor> batch_norm_forward_impl(const torch::Tensor& input, c
 }
 
 // Its gradients (dx, dweight, dbias) from the forward pass's mean and biased variance, for the gradient `grad` of
-// the batch norm's output; dx is written over grad when in_place (for a grad the caller owns): writing to memory
-// just read moves fewer bytes than writing to memory not in cache, which the CPU first reads.
+// the batch norm's output; dx is written over grad when in_place (a grad the caller owns).
 std::vector<torch::Tensor> batch_norm_backward_of(const torch::Tensor& grad, const torch::Tensor& x,
                                                   const torch::Tensor& weight, const std::vector<double>& mean_c,
                                                   const std::vector<double>& invstd_c, bool in_place) {
