@@ -66,18 +66,19 @@ class _Mark(torch.autograd.Function):
     """Passes x through; backward, notes when the gradient passes (at a layer's output: arrived; at its input: left)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, clock: LayerClock, layer: "TimedLayer", at_output: bool) -> torch.Tensor:
-        ctx.clock, ctx.layer, ctx.at_output = clock, layer, at_output
+    def forward(ctx, x: torch.Tensor, layer: "TimedLayer", at_output: bool) -> torch.Tensor:
+        ctx.layer, ctx.at_output = layer, at_output
         return x.view_as(x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        now, clock = time.perf_counter(), ctx.clock
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        now, layer = time.perf_counter(), ctx.layer
+        clock = layer.clock
         if ctx.at_output:
-            clock.arrived[id(ctx.layer)] = now
-        elif clock.running and id(ctx.layer) in clock.arrived:
-            clock.backward[ctx.layer.kind] += now - clock.arrived.pop(id(ctx.layer))
-        return grad, None, None, None
+            clock.arrived[id(layer)] = now
+        elif clock.running and id(layer) in clock.arrived:
+            clock.backward[layer.kind] += now - clock.arrived.pop(id(layer))
+        return grad, None, None
 
 
 class TimedLayer(nn.Module):
@@ -91,11 +92,11 @@ class TimedLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         start = time.perf_counter()
         if x.requires_grad:
-            x = _Mark.apply(x, self.clock, self, False)
+            x = _Mark.apply(x, self, False)
         y = self.layer(x)
         if self.clock.running:
             self.clock.forward[self.kind] += time.perf_counter() - start
-        return _Mark.apply(y, self.clock, self, True) if y.requires_grad else y
+        return _Mark.apply(y, self, True) if y.requires_grad else y
 
 
 def time_layers(model: nn.Module, clock: LayerClock) -> None:
