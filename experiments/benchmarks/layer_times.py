@@ -16,7 +16,6 @@ own work. The last line compares the marked step with the unmarked one, taken in
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections import defaultdict
@@ -25,7 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from effscale.experiments.benchmarks.parallel_ceiling import proxy_step
+from effscale.experiments.benchmarks.parallel_ceiling import proxy_step, step_arguments
 from effscale.experiments.benchmarks.turns import in_turns, seconds_per_call
 from effscale.experiments.output import print_table
 from effscale.models.builder import SqueezeExciteGate
@@ -131,13 +130,7 @@ def layer_times(resolution: int, batch_size: int, steps: int) -> tuple[float, fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--resolution", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=10, help="steps of each, the marked and the unmarked, in turns")
-    args = parser.parse_args()
-    if args.steps < 1 or args.batch_size < 2:
-        parser.error("--steps must be at least 1 and --batch-size at least 2 (batch norm needs two images)")
+    args = step_arguments(__doc__, "--steps", 10, "steps of each, the marked and the unmarked, in turns")
     plain, marked, table = layer_times(args.resolution, args.batch_size, args.steps)
     print(f"default proxy at {args.resolution} px, batch {args.batch_size}, channels_last, {torch.get_num_threads()} "
           f"threads, mean over {args.steps} steps")

@@ -30,6 +30,23 @@ from effscale.search.proxy import proxy_spec
 from effscale.search.train_config import TrainConfig
 
 
+def step_arguments(doc: str | None, count: str, default: int, count_help: str,
+                   *extra: tuple[str, dict]) -> argparse.Namespace:
+    """The command line of a benchmark of `proxy_step`: --resolution, --batch-size, the repetition flag `count`
+    (at least 1) and any `extra` (flag, add_argument keywords); a batch below 2 is bad input (batch norm needs two
+    images)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument(count, type=int, default=default, help=count_help)
+    for flag, keywords in extra:
+        parser.add_argument(flag, **keywords)
+    args = parser.parse_args()
+    if getattr(args, count.lstrip("-").replace("-", "_")) < 1 or args.batch_size < 2:
+        parser.error(f"{count} must be at least 1 and --batch-size at least 2 (batch norm needs two images)")
+    return args
+
+
 def proxy_step(resolution: int = 32, batch_size: int = 128, edit: Callable[[nn.Module], object] | None = None,
                optimise: bool = True) -> Callable[[], None]:
     """One training step of the default proxy on a fixed random channels_last batch, as a function; as in proxy

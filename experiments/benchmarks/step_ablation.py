@@ -13,14 +13,13 @@ next one finds in cache, and without batch norm the values drift, so the shares 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import pandas as pd
 import torch
 from torch import nn
 
-from effscale.experiments.benchmarks.parallel_ceiling import proxy_step
+from effscale.experiments.benchmarks.parallel_ceiling import proxy_step, step_arguments
 from effscale.experiments.benchmarks.turns import in_turns, seconds_per_call
 from effscale.experiments.output import print_table
 from effscale.models.builder import SqueezeExciteGate
@@ -61,13 +60,7 @@ def ablation(resolution: int, batch_size: int, rounds: int) -> tuple[float, pd.D
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--resolution", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=30, help="steps of each model, taken in turns")
-    args = parser.parse_args()
-    if args.rounds < 1 or args.batch_size < 2:
-        parser.error("--rounds must be at least 1 and --batch-size at least 2 (batch norm needs two images)")
+    args = step_arguments(__doc__, "--rounds", 30, "steps of each model, taken in turns")
     full, table = ablation(args.resolution, args.batch_size, args.rounds)
     print(f"default proxy at {args.resolution} px, batch {args.batch_size}, channels_last, {torch.get_num_threads()} "
           f"threads: full step {1e3 * full:.1f} ms (median of {args.rounds} rounds, taken in turns)")

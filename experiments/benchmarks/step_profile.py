@@ -19,7 +19,6 @@ move fewer bytes).
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 from collections.abc import Callable
 
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from effscale.experiments.benchmarks.parallel_ceiling import proxy_step
+from effscale.experiments.benchmarks.parallel_ceiling import proxy_step, step_arguments
 from effscale.experiments.benchmarks.turns import in_turns, medians, seconds_per_call
 from effscale.experiments.output import print_table
 from effscale.search.cpu_kernels import PROFILER_PREFIX, extension
@@ -144,12 +143,9 @@ def plain_copy(elements: int) -> Callable[[], object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--resolution", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=5, help="profiled training steps")
-    parser.add_argument("--compile", action="store_true", help="also time the batch norm + SiLU pair under torch.compile")
-    args = parser.parse_args()
+    args = step_arguments(__doc__, "--steps", 5, "profiled training steps",
+                          ("--compile", {"action": "store_true",
+                                         "help": "also time the batch norm + SiLU pair under torch.compile"}))
     table, shape, share, depthwise = profile_step(proxy_step(args.resolution, args.batch_size), args.steps)
     print(f"default proxy at {args.resolution} px, batch {args.batch_size}, channels_last, "
           f"{torch.get_num_threads()} threads, {args.steps} profiled steps")
