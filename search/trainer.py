@@ -156,7 +156,7 @@ class _Run:
         with self._autocast():
             logits = self.model(self._normalised(images))
             loss = F.cross_entropy(logits.float(), self.labels[index], label_smoothing=self.config.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=False)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()

@@ -24,7 +24,7 @@ def test_fused_optimiser_takes_the_steps_of_the_per_parameter_loop(name: str) ->
     generator = torch.Generator().manual_seed(0)
     for _ in range(3):
         for a, b in zip(models[0].parameters(), models[1].parameters()):
-            a.grad = torch.randn(a.shape, generator=generator)
+            a.grad.copy_(torch.randn(a.shape, generator=generator))  # a view of the fused optimiser's flat buffer
             b.grad = a.grad.clone()
         fused.step()
         loop.step()

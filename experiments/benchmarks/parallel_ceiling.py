@@ -68,7 +68,7 @@ def proxy_step(resolution: int = 32, batch_size: int = 128, edit: Callable[[nn.M
 
     def step() -> None:
         loss = F.cross_entropy(model(images), labels)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=False)
         loss.backward()
         if optimise:
             optimizer.step()
