@@ -7,9 +7,10 @@ each parameter's own shape and strides, and returns one flat parameter that carr
 takes the same steps element by element. What it is worth: `python -m effscale.experiments.benchmarks.train_speed`,
 column "of it fused optimiser" (per-parameter loop against fused kernels on flat buffers).
 
-Backward passes then add the gradients into the buffer in place: clear it with `zero_grad(set_to_none=False)`.
-Setting a gradient to None or assigning a new one detaches it from the buffer; `require_gradient_buffers` makes
-the optimiser's step fail with one clear error instead of stepping on stale gradients.
+Backward passes then add the gradients into the buffer in place: clear it with `zero_grad(set_to_none=False)`,
+and never assign a parameter's `.grad`, which would detach it from the buffer. `zero_grad(set_to_none=True)`
+would detach the whole buffer; `require_gradient_buffers` makes the optimiser's step fail then with one clear
+error instead of stepping on stale gradients.
 """
 
 from __future__ import annotations
