@@ -23,8 +23,8 @@ from torch import nn
 
 def flatten(parameters: list[nn.Parameter]) -> nn.Parameter:
     """Move `parameters` (one dtype and device) into one buffer, their gradients into another (zeros), in place;
-    returns the flat parameter over the buffer, whose `.grad` is the gradient buffer. Channels_last weights keep
-    their strides."""
+    returns the flat parameter over the buffer, whose `.grad` is the gradient buffer. Each parameter keeps its strides
+    (contiguous or channels_last: a convolution follows its weight's memory format)."""
     first = parameters[0]
     if any(p.dtype != first.dtype or p.device != first.device for p in parameters):
         raise ValueError("flatten: the parameters of one group must share a dtype and a device")
@@ -32,9 +32,8 @@ def flatten(parameters: list[nn.Parameter]) -> nn.Parameter:
     gradients = torch.zeros_like(values)
     offset = 0
     for p in parameters:
-        layout = torch.channels_last if p.ndim == 4 and p.is_contiguous(memory_format=torch.channels_last) \
-            else torch.contiguous_format
-        strides = torch.empty(p.shape, device="meta", memory_format=layout).stride()
+        dense = p.is_contiguous() or (p.ndim == 4 and p.is_contiguous(memory_format=torch.channels_last))
+        strides = p.stride() if dense else torch.empty(p.shape, device="meta").stride()
         view = values.as_strided(p.shape, strides, offset)
         view.copy_(p.detach())
         p.data = view
