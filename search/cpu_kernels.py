@@ -46,7 +46,7 @@ from effscale.models.builder import SqueezeExciteGate
 
 OPT_OUT = "EFFSCALE_CPU_KERNELS"  # "0": PyTorch's kernels only
 SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
-PROFILER_PREFIX = "effscale::"  # torch.profiler names each kernel's calls by it and the kernel's name
+PROFILER_PREFIX = "effscale::"  # torch.profiler names each kernel's calls by it and the kernel's name (in the C++)
 ONEDNN_3X3_ABOVE = 64  # output positions (8x8) above which a 3x3 weight gradient stays oneDNN's
 MATMUL_AT_MOST = 16  # positions (4x4) up to which a 1x1 convolution runs as a matmul
 FLAGS = ["-O3", "-march=native", "-fno-trapping-math", "-fopenmp"]
@@ -90,12 +90,6 @@ def extension() -> ModuleType | None:
         return None
 
 
-def _run(kernel: str, *args: object) -> object:
-    """Call one of the compiled kernels, recorded for torch.profiler as PROFILER_PREFIX + its name."""
-    with torch.profiler.record_function(PROFILER_PREFIX + kernel):
-        return getattr(extension(), kernel)(*args)
-
-
 class _DepthwiseConvolution(torch.autograd.Function):
     """A depthwise convolution whose weight gradient comes from the effscale kernel."""
 
@@ -114,7 +108,7 @@ class _DepthwiseConvolution(torch.autograd.Function):
                 grad, x, weight, None, [ctx.stride] * 2, [ctx.padding] * 2, [1, 1], False, [0, 0], weight.shape[0],
                 [True, False, False])[0]
         if ctx.needs_input_grad[1]:
-            grad_weight = _run("depthwise_weight_grad", x, grad, weight.shape[-1], ctx.stride, ctx.padding)
+            grad_weight = extension().depthwise_weight_grad(x, grad, weight.shape[-1], ctx.stride, ctx.padding)
         return grad_x, grad_weight, None, None
 
 
@@ -175,7 +169,7 @@ class _ChannelScale(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, gate = ctx.saved_tensors
-        grad_x, grad_gate = _run("squeeze_excite_backward", grad, x, gate)
+        grad_x, grad_gate = extension().squeeze_excite_backward(grad, x, gate)
         return grad_x, grad_gate
 
 
@@ -196,11 +190,7 @@ class _BatchNormTraining(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, running_mean: torch.Tensor | None,
                 running_var: torch.Tensor | None, factor: float, eps: float, silu: bool) -> torch.Tensor:
-        y, mean, var = _run("batch_norm_forward", x, weight, bias, eps, silu)
-        if running_mean is not None and running_var is not None:
-            count = x.numel() // x.shape[1]
-            running_mean.mul_(1 - factor).add_(mean, alpha=factor)
-            running_var.mul_(1 - factor).add_(var, alpha=factor * count / (count - 1))  # unbiased
+        y, mean, var = extension().batch_norm_forward(x, weight, bias, running_mean, running_var, factor, eps, silu)
         ctx.save_for_backward(x, weight, bias, mean, var)
         ctx.eps, ctx.silu = eps, silu
         return y
@@ -208,8 +198,8 @@ class _BatchNormTraining(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight, bias, mean, var = ctx.saved_tensors
-        grad_x, grad_weight, grad_bias = _run("batch_norm_backward", grad, x, weight, bias, mean, var, ctx.eps,
-                                              ctx.silu)
+        grad_x, grad_weight, grad_bias = extension().batch_norm_backward(grad, x, weight, bias, mean, var,
+                                                                          ctx.eps, ctx.silu)
         return grad_x, grad_weight, grad_bias, None, None, None, None, None
 
 

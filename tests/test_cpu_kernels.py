@@ -20,6 +20,7 @@ from torch import nn
 from effscale.models.builder import SqueezeExciteGate, build
 from effscale.search.cpu_kernels import (
     MATMUL_AT_MOST,
+    PROFILER_PREFIX,
     BatchNormSiLU2d,
     ChannelsLastBatchNorm2d,
     DepthwiseConv2d,
@@ -164,7 +165,7 @@ def test_batch_norm_equals_float64_batch_norm(kernels, shape: tuple[int, int, in
     channels = shape[1]
     x, grad = nhwc(*shape) * 3 + 5, nhwc(*shape)  # a mean well off zero, as after a convolution
     weight, bias = torch.rand(channels) + 0.5, torch.randn(channels)
-    y, mean, var = kernels.batch_norm_forward(x, weight, bias, 1e-3, silu)
+    y, mean, var = kernels.batch_norm_forward(x, weight, bias, None, None, 0.0, 1e-3, silu)
     x64, weight64, bias64 = (t.double().requires_grad_() for t in (x, weight, bias))
     expected = F.batch_norm(x64, None, None, weight64, bias64, True, 0.0, 1e-3)
     expected = F.silu(expected) if silu else expected
@@ -184,7 +185,7 @@ def test_batch_norm_silu_holds_at_large_values_and_keeps_nans(kernels) -> None:
     """The sigmoid's exp is clamped to the normal floats: z of +-1e4 still gives z and 0, NaN stays NaN."""
     x = torch.tensor([[-1.0, 1.0]] * 4 + [[float("nan")] * 2]).T.reshape(1, 2, 1, 5).permute(0, 3, 1, 2)
     weight, bias = torch.tensor([1.0, 20.0, 100.0, 1e4, 1.0]), torch.zeros(5)  # z = +-weight
-    y = kernels.batch_norm_forward(x, weight, bias, 1e-6, True)[0]
+    y = kernels.batch_norm_forward(x, weight, bias, None, None, 0.0, 1e-6, True)[0]
     z = F.batch_norm(x, None, None, weight, bias, True, 0.0, 1e-6)
     assert z[0, 3].abs().min() > 9999 and z[0, 4].isnan().all()
     torch.testing.assert_close(y, F.silu(z), equal_nan=True)
@@ -257,6 +258,20 @@ def test_training_step_is_as_accurate_as_with_pytorchs_kernels(kernels) -> None:
         grads.append(torch.cat([p.grad.double().flatten() for p in model.parameters()]))
     exact, pytorchs, ours = grads
     assert (ours - exact).norm() <= 1.25 * (pytorchs - exact).norm() < 1e-4 * exact.norm()
+
+
+def test_the_profiler_names_each_kernels_calls(kernels) -> None:
+    """The kernels record themselves (in C++) under PROFILER_PREFIX + their name: one event a call."""
+    torch.manual_seed(0)
+    model = build(proxy_spec(32)).to(memory_format=torch.channels_last)
+    use_cpu_kernels(model)
+    x = torch.randn(4, 1, 32, 32).contiguous(memory_format=torch.channels_last)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        model(x).sum().backward()
+    calls = {event.key: event.count for event in profiler.key_averages() if event.key.startswith(PROFILER_PREFIX)}
+    assert calls == {PROFILER_PREFIX + "batch_norm_forward": 49, PROFILER_PREFIX + "batch_norm_backward": 49,
+                     PROFILER_PREFIX + "squeeze_excite_backward": 16,
+                     PROFILER_PREFIX + "depthwise_weight_grad": 15}  # the first block's 3x3 on 16x16 stays oneDNN's
 
 
 def test_opting_out_keeps_pytorchs_kernels() -> None:
