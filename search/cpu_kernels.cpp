@@ -354,15 +354,14 @@ struct RunningStatistics {
   std::optional<torch::Tensor> mean, var;
   double factor;
 
-  void update(const std::vector<double>& batch_mean, const float* batch_var, double count) const {
+  void update(const float* batch_mean, const float* batch_var, int64_t channels, double count) const {
     if (!mean || !var) return;
     TORCH_CHECK(mean->is_contiguous() && var->is_contiguous() && mean->scalar_type() == at::kFloat &&
-                    var->scalar_type() == at::kFloat && mean->numel() == static_cast<int64_t>(batch_mean.size()) &&
-                    var->numel() == mean->numel(),
+                    var->scalar_type() == at::kFloat && mean->numel() == channels && var->numel() == channels,
                 "batch_norm: running statistics must be contiguous float32, one per channel");
     float *m = mean->data_ptr<float>(), *v = var->data_ptr<float>();
     const double unbiased = count / (count - 1);
-    for (size_t c = 0; c < batch_mean.size(); ++c) {
+    for (int64_t c = 0; c < channels; ++c) {
       m[c] = static_cast<float>((1 - factor) * m[c] + factor * batch_mean[c]);
       v[c] = static_cast<float>((1 - factor) * v[c] + factor * batch_var[c] * unbiased);
     }
@@ -403,7 +402,7 @@ std::vector<torch::Tensor> batch_norm_forward_impl(const torch::Tensor& input, c
     var_out[c] = static_cast<float>(variance);
     scale_c[c] = w[c] / std::sqrt(variance + eps);
   }
-  running.update(mean_c, var_out, count);
+  running.update(mean_out, var_out, C, count);
   // z = (x - mean) * scale + bias: centred first, as a mean far from zero would cancel in x * scale + offset.
   const std::vector<float> mean_p = over_period(g, mean_c), scale = over_period(g, scale_c),
                            bias_p = over_period(g, bias_c);
