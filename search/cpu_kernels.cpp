@@ -25,14 +25,14 @@
 //   dx = w / std * (dy - mean(dy) - (x - mean) / var * mean(dy * (x - mean))),  dw = sum(dy * (x - mean)) / std,
 //   db = sum(dy).
 // With silu, SiLU follows in the same passes: the forward pass writes only y = z * sigmoid(z), two passes over
-// memory fewer than a separate SiLU makes (read z, write y), and z is not kept for the backward pass, which first
-// takes dz = dy * s * (1 + z * (1 - s)), s = sigmoid(z), from dy and x in one pass, z recomputed from the saved
-// float32 mean and variance (the forward pass normalised with their double values: z agrees to float rounding),
-// and dx is written over dz: writing to memory just read moves fewer bytes than to memory not in cache.
-// Taking dz in the sums' pass, and keeping it for the last, makes two passes fewer but is slower on the project's
-// CPUs: the sigmoid's arithmetic, not memory, then bounds that pass. The sigmoid's exp is a branch-free polynomial:
-// with -fno-trapping-math (PyTorch enables no floating-point traps) the compiler turns its clamp into selects and
-// the loops into vector code.
+// memory fewer than a separate SiLU makes (read z, write y), and z is not kept. The backward pass takes
+//   dz = dy * (s + y * (1 - s)),  s = sigmoid(z) = y / z
+// in its sums' pass, from dy, x and the forward pass's output y (which the next layer keeps anyway), writes dz where
+// dx goes and then dx over it. z is recomputed from the saved mean and variance bit for bit as the forward pass
+// computed it (that pass normalises with the float32 variance it returns), so y / z is the forward pass's sigmoid to
+// 1.5 ulp: one division in place of the sigmoid's exp, whose arithmetic, not memory, bounded that pass on the
+// project's CPUs. The exp of the forward pass's sigmoid is a branch-free polynomial: with -fno-trapping-math
+// (PyTorch enables no floating-point traps) the compiler turns its clamp into selects and the loops into vector code.
 
 #include <torch/extension.h>
 
@@ -233,11 +233,13 @@ struct Periods {
                                       tail(numel - numel / period * period) {}
 };
 
-// Two per-channel sums over the whole tensor, of f(a[i], b[i], j) and h(a[i], b[i], j), j being the position in
-// the period, summed lane by lane as above, the lanes folded onto their channels and the chunks added in order.
-template <typename F, typename H>
-std::pair<std::vector<double>, std::vector<double>> channel_sums(const Periods& g, const float* a, const float* b,
-                                                                 F f, H h) {
+// Two per-channel sums over the whole tensor, of v = value(i, j) and of v * weight(i, j), j being the position of i
+// in the period, summed lane by lane as above, the lanes folded onto their channels and the chunks added in order.
+// With `out`, v is also written to out[i] in the same pass, and each period is summed from there (one loop that both
+// writes and sums does not vectorise).
+template <typename V, typename W>
+std::pair<std::vector<double>, std::vector<double>> channel_sums(const Periods& g, V value, W weight,
+                                                                 float* out = nullptr) {
   const int64_t P = g.period, chunks = std::clamp<int64_t>(g.periods * P / BN_CHUNK_FLOATS, 1, BN_CHUNKS);
   std::vector<double> partial(2 * chunks * P, 0.0);
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
@@ -251,11 +253,19 @@ std::pair<std::vector<double>, std::vector<double>> channel_sums(const Periods& 
       for (int64_t q0 = g.periods * chunk / chunks; q0 < q_end; q0 += BN_RUN) {
         std::fill(run.begin(), run.end(), 0.0f);
         for (int64_t q = q0; q < std::min(q0 + BN_RUN, q_end); ++q) {
-          const float* __restrict__ av = a + q * P;
-          const float* __restrict__ bv = b + q * P;
-          for (int64_t j = 0; j < P; ++j) {
-            first[j] += f(av[j], bv[j], j);
-            second[j] += h(av[j], bv[j], j);
+          if (out) {
+            float* __restrict__ o = out + q * P;
+            for (int64_t j = 0; j < P; ++j) o[j] = value(q * P + j, j);
+            for (int64_t j = 0; j < P; ++j) {
+              first[j] += o[j];
+              second[j] += o[j] * weight(q * P + j, j);
+            }
+          } else {
+            for (int64_t j = 0; j < P; ++j) {
+              const float v = value(q * P + j, j);
+              first[j] += v;
+              second[j] += v * weight(q * P + j, j);
+            }
           }
         }
         for (int64_t j = 0; j < P; ++j) {
@@ -274,28 +284,28 @@ std::pair<std::vector<double>, std::vector<double>> channel_sums(const Periods& 
       }
   const int64_t start = g.periods * P;
   for (int64_t i = 0; i < g.tail; ++i) {
-    firsts[i % g.channels] += f(a[start + i], b[start + i], i);
-    seconds[i % g.channels] += h(a[start + i], b[start + i], i);
+    const float v = value(start + i, i);
+    if (out) out[start + i] = v;
+    firsts[i % g.channels] += v;
+    seconds[i % g.channels] += v * weight(start + i, i);
   }
   return {firsts, seconds};
 }
 
-// out[i] = f(a[i], b[i], j) over the whole tensor, j being the position in the period. `out` may be `a`: each
-// element is read before it is written.
+// out[i] = f(i, j) over the whole tensor, j being the position of i in the period. f may read out[i]: each element
+// is read before it is written.
 template <typename F>
-void map_periods(const Periods& g, float* out, const float* a, const float* b, F f) {
+void map_periods(const Periods& g, float* out, F f) {
   const int64_t P = g.period;
   at::parallel_for(0, g.periods, std::max<int64_t>(1, 16384 / P), [&](int64_t begin, int64_t end) {
     for (int64_t q = begin; q < end; ++q) {
       float* o = out + q * P;
-      const float* av = a + q * P;
-      const float* __restrict__ bv = b + q * P;
 #pragma GCC ivdep
-      for (int64_t j = 0; j < P; ++j) o[j] = f(av[j], bv[j], j);
+      for (int64_t j = 0; j < P; ++j) o[j] = f(q * P + j, j);
     }
   });
   const int64_t start = g.periods * P;
-  for (int64_t i = 0; i < g.tail; ++i) out[start + i] = f(a[start + i], b[start + i], i);
+  for (int64_t i = 0; i < g.tail; ++i) out[start + i] = f(start + i, i);
 }
 
 // A per-channel float vector repeated over one period.
@@ -308,23 +318,25 @@ std::vector<float> over_period(const Periods& g, const std::vector<double>& per_
 // Inlined into the loops that call them, which then vectorise.
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
-// exp(v) from 2^n * a degree-6 polynomial on [-ln2 / 2, ln2 / 2] (Cephes' expf, within 2 ulp), branch-free so that
-// the loops that call it run as vector code; v is clamped to where the result is a normal float.
+// exp(v) as 2^n * exp(r): n = round(v / ln 2), r = v - n ln 2 in [-ln2 / 2, ln2 / 2] (in two steps, as Cephes' expf),
+// exp(r) from a degree-5 polynomial fitted to its relative error (within 2.1e-7 in float arithmetic, 2 ulp), times
+// 2^n made from its exponent bits. Branch-free, so that the loops that call it run as vector code; v is clamped
+// to where the result is a normal float.
 ALWAYS_INLINE float exp_approx(float v) {
   v = v < -87.3f ? -87.3f : (v > 88.7f ? 88.7f : v);  // NaN stays NaN
   const float rounder = 12582912.0f;          // 1.5 * 2^23: adding it rounds to an integer
   const float n = (v * 1.44269504f + rounder) - rounder;
   const float r = (v - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
+  float p = 8.2976473e-3f;
+  p = p * r + 4.1915383e-2f;
+  p = p * r + 1.6667575e-1f;
+  p = p * r + 4.9998894e-1f;
+  p = p * r + 9.9999970e-1f;
+  p = p * r + 1.0000001f;
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   float power;
   std::memcpy(&power, &bits, sizeof power);
-  return (p * r * r + r + 1.0f) * power;
+  return p * power;
 }
 
 ALWAYS_INLINE float sigmoid(float z) { return 1.0f / (1.0f + exp_approx(-z)); }
@@ -335,10 +347,12 @@ ALWAYS_INLINE float activate(float z) {
   return SILU ? z * sigmoid(z) : z;
 }
 
-// dy * dsilu/dz: the gradient of SiLU's input z from its output's, dy.
-ALWAYS_INLINE float silu_grad(float dy, float z) {
-  const float s = sigmoid(z);
-  return dy * s * (1.0f + z * (1.0f - s));
+// dy * dsilu/dz: the gradient of SiLU's input z from its output's, dy, and the output y = z * sigmoid(z) itself,
+// which gives the sigmoid as y / z (to 1.5 ulp where z is the forward pass's z, bit for bit) without its exp; at
+// |z| < 1e-20 the sigmoid is 1/2 to float precision, and y / z would lose it.
+ALWAYS_INLINE float silu_grad(float dy, float z, float y) {
+  const float s = std::fabs(z) < 1e-20f ? 0.5f : y / z;
+  return dy * (s + y * (1.0f - s));
 }
 
 void check_batch_norm_input(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
@@ -386,9 +400,8 @@ std::vector<torch::Tensor> batch_norm_forward_impl(const torch::Tensor& input, c
   std::vector<double> shift_c(xp, xp + C);
   const std::vector<float> shift = over_period(g, shift_c);
   const float* sp = shift.data();
-  auto [sums, squares] = channel_sums(
-      g, xp, xp, [sp](float a, float, int64_t j) { return a - sp[j]; },
-      [sp](float a, float, int64_t j) { return (a - sp[j]) * (a - sp[j]); });
+  const auto shifted = [xp, sp](int64_t i, int64_t j) { return xp[i] - sp[j]; };
+  auto [sums, squares] = channel_sums(g, shifted, shifted);
   auto mean = torch::empty({C}, x.options()), var = torch::empty({C}, x.options());
   const auto weight_in = weight.contiguous(), bias_in = bias.contiguous();
   const float *w = weight_in.data_ptr<float>(), *b = bias_in.data_ptr<float>();
@@ -400,7 +413,7 @@ std::vector<torch::Tensor> batch_norm_forward_impl(const torch::Tensor& input, c
     mean_c[c] = shift_c[c] + shifted_mean;
     mean_out[c] = static_cast<float>(mean_c[c]);
     var_out[c] = static_cast<float>(variance);
-    scale_c[c] = w[c] / std::sqrt(variance + eps);
+    scale_c[c] = w[c] / std::sqrt(static_cast<double>(var_out[c]) + eps);  // as the backward pass takes it
   }
   running.update(mean_out, var_out, C, count);
   // z = (x - mean) * scale + bias: centred first, as a mean far from zero would cancel in x * scale + offset.
@@ -408,26 +421,22 @@ std::vector<torch::Tensor> batch_norm_forward_impl(const torch::Tensor& input, c
                            bias_p = over_period(g, bias_c);
   const float *mp = mean_p.data(), *kp = scale.data(), *bp = bias_p.data();
   auto y = torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
-  map_periods(g, y.data_ptr<float>(), xp, xp,
-              [mp, kp, bp](float a, float, int64_t j) { return activate<SILU>((a - mp[j]) * kp[j] + bp[j]); });
+  map_periods(g, y.data_ptr<float>(),
+              [xp, mp, kp, bp](int64_t i, int64_t j) { return activate<SILU>((xp[i] - mp[j]) * kp[j] + bp[j]); });
   return {y, mean, var};
 }
 
-// Its gradients (dx, dweight, dbias) from the forward pass's mean and biased variance, for the gradient `grad` of
-// the batch norm's output; dx is written over grad when in_place (a grad the caller owns).
-std::vector<torch::Tensor> batch_norm_backward_of(const torch::Tensor& grad, const torch::Tensor& x,
-                                                  const torch::Tensor& weight, const std::vector<double>& mean_c,
-                                                  const std::vector<double>& invstd_c, bool in_place) {
+// Its gradients (dx, dweight, dbias), dx written to `grad_x`, from the forward pass's mean and inverse standard
+// deviation, the output's gradient dy (which may be grad_x itself) and the sums over N, H, W of dy and dy * (x - mean).
+std::vector<torch::Tensor> batch_norm_gradients(const torch::Tensor& grad_x, const float* dy, const torch::Tensor& x,
+                                                const torch::Tensor& weight, const float* mean_p,
+                                                const std::vector<double>& invstd_c,
+                                                const std::pair<std::vector<double>, std::vector<double>>& sums) {
+  const auto& [grad_sums, product_sums] = sums;
   const int64_t C = x.size(1);
   const double count = static_cast<double>(x.numel() / C);
   Periods g(x.numel(), C);
   const float* w = weight.data_ptr<float>();
-  const std::vector<float> mean_p = over_period(g, mean_c);
-  const float* mp = mean_p.data();
-  const float *xp = x.data_ptr<float>(), *gp = grad.data_ptr<float>();
-  auto [grad_sums, product_sums] = channel_sums(
-      g, gp, xp, [](float d, float, int64_t) { return d; },
-      [mp](float d, float a, int64_t j) { return d * (a - mp[j]); });
   auto grad_weight = torch::empty({C}, x.options()), grad_bias = torch::empty({C}, x.options());
   float *dw = grad_weight.data_ptr<float>(), *db = grad_bias.data_ptr<float>();
   // dx = w * invstd * (dy - mean(dy) - (x - mean) * invstd^2 * mean(dy * (x - mean))) = a dy + b (x - mean) + c
@@ -442,10 +451,10 @@ std::vector<torch::Tensor> batch_norm_backward_of(const torch::Tensor& grad, con
     db[c] = static_cast<float>(grad_sums[c]);
   }
   const std::vector<float> a_p = over_period(g, a_c), b_p = over_period(g, b_c), c_p = over_period(g, c_c);
-  const float *ap = a_p.data(), *bp = b_p.data(), *cp = c_p.data();
-  auto grad_x = in_place ? grad : torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
-  map_periods(g, grad_x.data_ptr<float>(), gp, xp,
-              [ap, bp, cp, mp](float d, float a, int64_t j) { return ap[j] * d + bp[j] * (a - mp[j]) + cp[j]; });
+  const float *ap = a_p.data(), *bp = b_p.data(), *cp = c_p.data(), *mp = mean_p, *xp = x.data_ptr<float>();
+  map_periods(g, grad_x.data_ptr<float>(), [dy, xp, ap, bp, cp, mp](int64_t i, int64_t j) {
+    return ap[j] * dy[i] + bp[j] * (xp[i] - mp[j]) + cp[j];
+  });
   return {grad_x, grad_weight, grad_bias};
 }
 
@@ -459,17 +468,19 @@ std::vector<torch::Tensor> batch_norm_forward(const torch::Tensor& input, const 
               : batch_norm_forward_impl<false>(input, weight, bias, running, eps);
 }
 
-// The gradients of batch_norm_forward's output (dx, dweight, dbias); with silu, the batch norm's output gradient
-// dz comes first, from one pass over grad and x, z recomputed from the saved mean and variance, and dx is written
-// over dz.
+// The gradients of batch_norm_forward's output (dx, dweight, dbias). After a forward pass with SiLU, `output` is its
+// output y: the batch norm's output gradient dz is then taken in the sums' pass, from grad, x and y, and written where
+// dx goes, and dx over it.
 std::vector<torch::Tensor> batch_norm_backward(const torch::Tensor& grad_output, const torch::Tensor& input,
                                                const torch::Tensor& weight, const torch::Tensor& bias,
                                                const torch::Tensor& mean, const torch::Tensor& var, double eps,
-                                               bool silu) {
+                                               const std::optional<torch::Tensor>& output) {
   RECORD_KERNEL("batch_norm_backward");
   check_batch_norm_input(input, weight, bias);
   TORCH_CHECK(grad_output.sizes() == input.sizes() && grad_output.scalar_type() == at::kFloat,
               "batch_norm_backward: grad and x differ");
+  TORCH_CHECK(!output || (output->sizes() == input.sizes() && output->scalar_type() == at::kFloat),
+              "batch_norm_backward: the output and x differ");
   const auto nhwc = at::MemoryFormat::ChannelsLast;
   auto x = input.contiguous(nhwc);
   auto grad = grad_output.contiguous(nhwc);
@@ -478,19 +489,28 @@ std::vector<torch::Tensor> batch_norm_backward(const torch::Tensor& grad_output,
   const float *mean_in = saved_mean.data_ptr<float>(), *var_in = saved_var.data_ptr<float>();
   std::vector<double> mean_c(mean_in, mean_in + C), invstd_c(C);
   for (int64_t c = 0; c < C; ++c) invstd_c[c] = 1.0 / std::sqrt(static_cast<double>(var_in[c]) + eps);
-  if (!silu) return batch_norm_backward_of(grad, x, weight_in, mean_c, invstd_c, false);
+  Periods g(x.numel(), C);
+  const std::vector<float> mean_p = over_period(g, mean_c);
+  const float *mp = mean_p.data(), *xp = x.data_ptr<float>(), *gp = grad.data_ptr<float>();
+  const auto centred = [xp, mp](int64_t i, int64_t j) { return xp[i] - mp[j]; };
+  auto grad_x = torch::empty_like(x, x.options().memory_format(nhwc));
+  if (!output) {
+    const auto sums = channel_sums(g, [gp](int64_t i, int64_t) { return gp[i]; }, centred);
+    return batch_norm_gradients(grad_x, gp, x, weight_in, mp, invstd_c, sums);
+  }
+  auto y = output->contiguous(nhwc);
   const auto bias_in = bias.contiguous();
-  const float *w = weight_in.data_ptr<float>(), *bias_v = bias_in.data_ptr<float>();
+  const float *w = weight_in.data_ptr<float>(), *bias_v = bias_in.data_ptr<float>(), *yp = y.data_ptr<float>();
   std::vector<double> scale_c(C), bias_c(bias_v, bias_v + C);
   for (int64_t c = 0; c < C; ++c) scale_c[c] = w[c] * invstd_c[c];
-  Periods g(x.numel(), C);
-  const std::vector<float> mean_p = over_period(g, mean_c), scale = over_period(g, scale_c),
-                           bias_p = over_period(g, bias_c);
-  const float *mp = mean_p.data(), *kp = scale.data(), *bp = bias_p.data();
-  auto dz = torch::empty_like(x, x.options().memory_format(nhwc));
-  map_periods(g, dz.data_ptr<float>(), grad.data_ptr<float>(), x.data_ptr<float>(),
-              [mp, kp, bp](float d, float a, int64_t j) { return silu_grad(d, (a - mp[j]) * kp[j] + bp[j]); });
-  return batch_norm_backward_of(dz, x, weight_in, mean_c, invstd_c, true);
+  const std::vector<float> scale = over_period(g, scale_c), bias_p = over_period(g, bias_c);
+  const float *kp = scale.data(), *bp = bias_p.data();
+  float* dz = grad_x.data_ptr<float>();
+  const auto silu_input_grad = [gp, xp, yp, mp, kp, bp](int64_t i, int64_t j) {
+    return silu_grad(gp[i], (xp[i] - mp[j]) * kp[j] + bp[j], yp[i]);
+  };
+  const auto sums = channel_sums(g, silu_input_grad, centred, dz);
+  return batch_norm_gradients(grad_x, dz, x, weight_in, mp, invstd_c, sums);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -499,5 +519,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "gradients of x * gate[:, :, None, None] for a channels_last x and an (N, C) gate");
   m.def("batch_norm_forward", &batch_norm_forward,
         "training-mode batch norm of a channels_last tensor, then SiLU if silu; moves the running statistics given");
-  m.def("batch_norm_backward", &batch_norm_backward, "gradients of training-mode batch norm (then SiLU if silu)");
+  m.def("batch_norm_backward", &batch_norm_backward,
+        "gradients of training-mode batch norm, or of batch norm then SiLU given the forward pass's output");
 }

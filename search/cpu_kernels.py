@@ -7,8 +7,9 @@ channels as vectors and every tap's sum kept beside it. The backward pass of a s
 x * gate is memory-bound, and autograd's makes about three times the memory traffic it needs: the kernel gives
 both gradients in one pass, and the pooling's gradient stays a broadcast view that autograd adds in place.
 PyTorch's channels_last batch norm is several times slower per element on the 8 to 96 channels of the blocks'
-outputs; the kernels' takes two passes over memory each way, as fast as memory allows, and takes in the SiLU that
-follows it (one more pass backward): two passes fewer than a separate SiLU, and one activation fewer kept.
+outputs; the kernels' takes two passes over memory each way and takes in the SiLU that follows it: two passes fewer
+than a separate SiLU, and one activation fewer kept; its backward pass reads the SiLU's output, which gives the
+sigmoid without its exp.
 
 `use_cpu_kernels(model)` switches a model's depthwise convolutions, squeeze-excite gates and batch norms (with the
 SiLU after them) to these kernels while training float32 channels_last tensors, and its 1x1 convolutions on maps of
@@ -191,15 +192,14 @@ class _BatchNormTraining(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, running_mean: torch.Tensor | None,
                 running_var: torch.Tensor | None, factor: float, eps: float, silu: bool) -> torch.Tensor:
         y, mean, var = extension().batch_norm_forward(x, weight, bias, running_mean, running_var, factor, eps, silu)
-        ctx.save_for_backward(x, weight, bias, mean, var)
-        ctx.eps, ctx.silu = eps, silu
+        ctx.save_for_backward(x, weight, bias, mean, var, y if silu else None)  # y gives SiLU's gradient
+        ctx.eps = eps
         return y
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, weight, bias, mean, var = ctx.saved_tensors
-        grad_x, grad_weight, grad_bias = extension().batch_norm_backward(grad, x, weight, bias, mean, var,
-                                                                          ctx.eps, ctx.silu)
+        x, weight, bias, mean, var, y = ctx.saved_tensors
+        grad_x, grad_weight, grad_bias = extension().batch_norm_backward(grad, x, weight, bias, mean, var, ctx.eps, y)
         return grad_x, grad_weight, grad_bias, None, None, None, None, None
 
 

@@ -159,8 +159,8 @@ BATCH_NORM_SHAPES = [(16, 8, 32, 32), (16, 16, 16, 16), (32, 24, 8, 8), (16, 48,
 @pytest.mark.parametrize("silu", [False, True])
 @pytest.mark.parametrize("shape", BATCH_NORM_SHAPES)
 def test_batch_norm_equals_float64_batch_norm(kernels, shape: tuple[int, int, int, int], silu: bool) -> None:
-    """With silu, the kernels give SiLU of the batch norm and its gradients in the same passes; the backward pass
-    writes dx over its own buffer, never over its inputs."""
+    """With silu, the kernels give SiLU of the batch norm and its gradients in the same passes, the backward pass
+    from the forward pass's output; it writes dx over its own buffer, never over its inputs."""
     torch.manual_seed(sum(shape))
     channels = shape[1]
     x, grad = nhwc(*shape) * 3 + 5, nhwc(*shape)  # a mean well off zero, as after a convolution
@@ -170,10 +170,11 @@ def test_batch_norm_equals_float64_batch_norm(kernels, shape: tuple[int, int, in
     expected = F.batch_norm(x64, None, None, weight64, bias64, True, 0.0, 1e-3)
     expected = F.silu(expected) if silu else expected
     expected.backward(grad.double())
-    inputs = [t.clone() for t in (grad, x, weight, bias, mean, var)]
-    grad_x, grad_weight, grad_bias = kernels.batch_norm_backward(grad, x, weight, bias, mean, var, 1e-3, silu)
-    assert all(torch.equal(t, before) for t, before in zip((grad, x, weight, bias, mean, var), inputs))
-    assert all(grad_x.data_ptr() != t.data_ptr() for t in (grad, x))
+    inputs = [t.clone() for t in (grad, x, weight, bias, mean, var, y)]
+    grad_x, grad_weight, grad_bias = kernels.batch_norm_backward(grad, x, weight, bias, mean, var, 1e-3,
+                                                                 y if silu else None)
+    assert all(torch.equal(t, before) for t, before in zip((grad, x, weight, bias, mean, var, y), inputs))
+    assert all(grad_x.data_ptr() != t.data_ptr() for t in (grad, x, y))
     assert y.is_contiguous(memory_format=torch.channels_last) and grad_x.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(mean.double(), x64.mean((0, 2, 3)), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(var.double(), x64.var((0, 2, 3), unbiased=False), rtol=1e-5, atol=1e-6)
@@ -189,6 +190,24 @@ def test_batch_norm_silu_holds_at_large_values_and_keeps_nans(kernels) -> None:
     z = F.batch_norm(x, None, None, weight, bias, True, 0.0, 1e-6)
     assert z[0, 3].abs().min() > 9999 and z[0, 4].isnan().all()
     torch.testing.assert_close(y, F.silu(z), equal_nan=True)
+
+
+def test_batch_norm_silu_gradient_holds_at_zero_and_large_values_and_keeps_nans(kernels) -> None:
+    """The backward pass takes the sigmoid as y / z: where z = 0 it is 1/2, at z = +-1e4 SiLU's gradient is 1 and 0,
+    and NaN stays NaN."""
+    x = torch.tensor([[-1.0, 1.0]] * 4 + [[2.0, 2.0], [float("nan")] * 2]).T.reshape(1, 2, 1, 6).permute(0, 3, 1, 2)
+    weight, bias = torch.tensor([1.0, 20.0, 100.0, 1e4, 1.0, 1.0]), torch.zeros(6)  # z = +-weight, 0 and NaN
+    grad = torch.tensor([[0.5, -2.0]] * 6).T.reshape(1, 2, 1, 6).permute(0, 3, 1, 2)
+    y, mean, var = kernels.batch_norm_forward(x, weight, bias, None, None, 0.0, 1e-6, True)
+    grad_x, grad_weight, grad_bias = kernels.batch_norm_backward(grad, x, weight, bias, mean, var, 1e-6, y)
+    x64, weight64, bias64 = (t.double().requires_grad_() for t in (x, weight, bias))
+    F.silu(F.batch_norm(x64, None, None, weight64, bias64, True, 0.0, 1e-6)).backward(grad.double())
+    assert grad_x[0, 5].isnan().all() and grad_weight[5].isnan() and grad_bias[5].isnan()
+    others = [0, 1, 2, 4, 5]  # channel 3's dx, 0.01, is left of terms of 2e4: float32 keeps it to 3e-4 (PyTorch 5e-4)
+    pairs = ((grad_x[:, others], x64.grad[:, others]), (grad_weight, weight64.grad), (grad_bias, bias64.grad))
+    for ours, exact in pairs:
+        torch.testing.assert_close(ours.double(), exact, rtol=1e-5, atol=1e-6, equal_nan=True)
+    torch.testing.assert_close(grad_bias[3:5].double(), torch.tensor([-2.0, -0.75], dtype=torch.float64))
 
 
 @pytest.mark.parametrize("silu", [False, True])
