@@ -355,6 +355,15 @@ ALWAYS_INLINE float silu_grad(float dy, float z, float y) {
   return dy * (s + y * (1.0f - s));
 }
 
+// The batch norm's per-channel scale and its output z, written once for both passes: the backward pass recomputes
+// the forward pass's z bit for bit from the float32 mean and variance the forward pass returns.
+double normalising_scale(float weight, float variance, double eps) {
+  return weight / std::sqrt(static_cast<double>(variance) + eps);
+}
+
+// Centred first, as a mean far from zero would cancel in x * scale + offset.
+ALWAYS_INLINE float normalised(float x, float mean, float scale, float bias) { return (x - mean) * scale + bias; }
+
 void check_batch_norm_input(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   TORCH_CHECK(x.dim() == 4 && x.scalar_type() == at::kFloat && x.device().is_cpu(),
               "batch_norm: a 4-d float32 CPU tensor expected");
@@ -413,16 +422,17 @@ std::vector<torch::Tensor> batch_norm_forward_impl(const torch::Tensor& input, c
     mean_c[c] = shift_c[c] + shifted_mean;
     mean_out[c] = static_cast<float>(mean_c[c]);
     var_out[c] = static_cast<float>(variance);
-    scale_c[c] = w[c] / std::sqrt(static_cast<double>(var_out[c]) + eps);  // as the backward pass takes it
+    scale_c[c] = normalising_scale(w[c], var_out[c], eps);
   }
   running.update(mean_out, var_out, C, count);
-  // z = (x - mean) * scale + bias: centred first, as a mean far from zero would cancel in x * scale + offset.
   const std::vector<float> mean_p = over_period(g, mean_c), scale = over_period(g, scale_c),
                            bias_p = over_period(g, bias_c);
   const float *mp = mean_p.data(), *kp = scale.data(), *bp = bias_p.data();
   auto y = torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   map_periods(g, y.data_ptr<float>(),
-              [xp, mp, kp, bp](int64_t i, int64_t j) { return activate<SILU>((xp[i] - mp[j]) * kp[j] + bp[j]); });
+              [xp, mp, kp, bp](int64_t i, int64_t j) {
+                return activate<SILU>(normalised(xp[i], mp[j], kp[j], bp[j]));
+              });
   return {y, mean, var};
 }
 
@@ -502,12 +512,12 @@ std::vector<torch::Tensor> batch_norm_backward(const torch::Tensor& grad_output,
   const auto bias_in = bias.contiguous();
   const float *w = weight_in.data_ptr<float>(), *bias_v = bias_in.data_ptr<float>(), *yp = y.data_ptr<float>();
   std::vector<double> scale_c(C), bias_c(bias_v, bias_v + C);
-  for (int64_t c = 0; c < C; ++c) scale_c[c] = w[c] * invstd_c[c];
+  for (int64_t c = 0; c < C; ++c) scale_c[c] = normalising_scale(w[c], var_in[c], eps);
   const std::vector<float> scale = over_period(g, scale_c), bias_p = over_period(g, bias_c);
   const float *kp = scale.data(), *bp = bias_p.data();
   float* dz = grad_x.data_ptr<float>();
   const auto silu_input_grad = [gp, xp, yp, mp, kp, bp](int64_t i, int64_t j) {
-    return silu_grad(gp[i], (xp[i] - mp[j]) * kp[j] + bp[j], yp[i]);
+    return silu_grad(gp[i], normalised(xp[i], mp[j], kp[j], bp[j]), yp[i]);
   };
   const auto sums = channel_sums(g, silu_input_grad, centred, dz);
   return batch_norm_gradients(grad_x, dz, x, weight_in, mp, invstd_c, sums);
