@@ -9,8 +9,8 @@ optimiser's default per-parameter loop). To show where the speedup comes from, t
 PyTorch's kernels only, EFFSCALE_CPU_KERNELS=0 ("of it CPU kernels"), and with the per-parameter optimiser
 ("of it fused optimiser"). Each loop runs in a process of its own, as these settings hold for a whole process.
 Each first runs a few untimed steps (oneDNN builds its kernels for each new shape and layout on first use),
-then the loops take turns for a few rounds: the table gives the median images/s of each and the median and
-range of the ratios measured within a round.
+then the loops take turns for a few rounds, the harness right after the plain loop: the table gives the median
+images/s of each and the median and range of the ratios measured within a round.
 Achieved training FLOP/s count 3 x forward MACs x 2 per image; the matmul reference is a float32 torch.mm.
 
     python -m effscale.experiments.benchmarks.train_speed [--steps 40] [--rounds 3] [--resolutions 32,64]
@@ -63,8 +63,10 @@ def plain_images_per_second(spec: NetworkSpec, task: ProxyTask, config: TrainCon
     return seen / (time.perf_counter() - start)
 
 
-LOOPS = ("plain", "harness NCHW", "harness, memory returned", "harness, PyTorch's kernels",
-         "harness, per-parameter optimiser", "harness")
+# The harness right after the plain loop: the speedup's two measurements are neighbours in every round, so a burst
+# of a neighbour's work on the machine is more likely to hit both.
+LOOPS = ("plain", "harness", "harness NCHW", "harness, memory returned", "harness, PyTorch's kernels",
+         "harness, per-parameter optimiser")
 OPT_OUTS = {"harness, memory returned": allocator.OPT_OUT, "harness, PyTorch's kernels": cpu_kernels.OPT_OUT}
 
 
@@ -144,7 +146,7 @@ def main() -> None:
         readings = in_turns([lambda worker=worker: worker.measure(args.steps) for worker in workers], args.rounds)
         for worker in workers:
             worker.close()
-        plain, nchw, returned, pytorch_kernels, per_parameter, harness = readings
+        plain, harness, nchw, returned, pytorch_kernels, per_parameter = readings
         speedup, speedup_range = ratios(harness, plain)
         train_flops = 3 * 2 * workers[0].macs * statistics.median(harness)
         rows.append({"resolution": resolution, **{f"{loop} img/s": statistics.median(taken)
