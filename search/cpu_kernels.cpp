@@ -10,6 +10,15 @@
 // split over (batch chunk, channel group) pairs; each batch chunk has its own partial sums, added in a fixed order,
 // so a given thread count gives the same result.
 //
+// depthwise_forward / depthwise_input_grad: a depthwise convolution and its input gradient, each as sums gathered
+// into every destination position from the taps that reach it,
+//   forward:        y[n, c, ho, wo] = sum over i, j of x[n, c, ho*s + i - p, wo*s + j - p] * w[c, i, j],
+//   input gradient: dx[n, c, h, w] = sum over i, j with s | h + p - i and s | w + p - j
+//                                    of grad[n, c, (h + p - i)/s, (w + p - j)/s] * w[c, i, j].
+// Each destination position is written once, by one thread, from a group of up to GROUP channels summed in
+// registers in tap order, so the result does not depend on the thread count; the same position of a few images
+// goes at once, each weight vector loaded once for them.
+//
 // squeeze_excite_backward: both gradients of y = x * gate[:, :, None, None] in one pass over grad and x,
 //   dx = grad * gate,  dgate[n, c] = sum over h, w of grad[n, c, h, w] * x[n, c, h, w],
 // where autograd's mul reads grad twice, writes grad * x and reads it again to sum. Each image is one task, summed
@@ -44,6 +53,7 @@
 #include <cstring>
 #include <numeric>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -52,6 +62,7 @@ namespace {
 #define RECORD_KERNEL(name) RECORD_FUNCTION("effscale::" name, c10::ArrayRef<const c10::IValue>{})
 
 constexpr int64_t GROUP = 64;  // channels per task: the accumulators of a 7x7 kernel stay in L1
+constexpr int64_t IMAGES = 4;  // images per task of the depthwise forward and input-gradient kernels
 
 struct Geometry {
   int64_t batch, channels, height, width, out_height, out_width, kernel, stride, pad;
@@ -121,26 +132,32 @@ void accumulate_any(const float* x, const float* grad, float* acc_out, const Geo
   }
 }
 
-// A compile-time group width where the channels allow one (fully unrolled, registers where they suffice).
-template <int K>
-void with_width(const float* x, const float* grad, float* acc_out, const Geometry& g, int64_t n0, int64_t n1,
-                int64_t c0, int64_t width) {
+// Calls f(std::integral_constant<int64_t, W>{}) with W = width where a compile-time width exists (fully unrolled
+// loops, registers where they suffice), else with W = 0 (the width at run time).
+template <typename F>
+void with_width(int64_t width, F f) {
   switch (width) {
-    case 64: return accumulate<K, 64>(x, grad, acc_out, g, n0, n1, c0, width);
-    case 48: return accumulate<K, 48>(x, grad, acc_out, g, n0, n1, c0, width);
-    case 32: return accumulate<K, 32>(x, grad, acc_out, g, n0, n1, c0, width);
-    case 16: return accumulate<K, 16>(x, grad, acc_out, g, n0, n1, c0, width);
-    case 8: return accumulate<K, 8>(x, grad, acc_out, g, n0, n1, c0, width);
-    default: return accumulate<K, 0>(x, grad, acc_out, g, n0, n1, c0, width);
+    case 64: return f(std::integral_constant<int64_t, 64>{});
+    case 48: return f(std::integral_constant<int64_t, 48>{});
+    case 32: return f(std::integral_constant<int64_t, 32>{});
+    case 16: return f(std::integral_constant<int64_t, 16>{});
+    case 8: return f(std::integral_constant<int64_t, 8>{});
+    default: return f(std::integral_constant<int64_t, 0>{});
   }
+}
+
+template <int K>
+void accumulate_width(const float* x, const float* grad, float* acc_out, const Geometry& g, int64_t n0, int64_t n1,
+                      int64_t c0, int64_t width) {
+  with_width(width, [&](auto w) { accumulate<K, decltype(w)::value>(x, grad, acc_out, g, n0, n1, c0, width); });
 }
 
 void accumulate_group(const float* x, const float* grad, float* acc_out, const Geometry& g, int64_t n0, int64_t n1,
                       int64_t c0) {
   const int64_t width = std::min<int64_t>(GROUP, g.channels - c0);
-  if (g.kernel == 3) return with_width<3>(x, grad, acc_out, g, n0, n1, c0, width);
-  if (g.kernel == 5) return with_width<5>(x, grad, acc_out, g, n0, n1, c0, width);
-  if (g.kernel == 7) return with_width<7>(x, grad, acc_out, g, n0, n1, c0, width);
+  if (g.kernel == 3) return accumulate_width<3>(x, grad, acc_out, g, n0, n1, c0, width);
+  if (g.kernel == 5) return accumulate_width<5>(x, grad, acc_out, g, n0, n1, c0, width);
+  if (g.kernel == 7) return accumulate_width<7>(x, grad, acc_out, g, n0, n1, c0, width);
   accumulate_any(x, grad, acc_out, g, n0, n1, c0, width);
 }
 
@@ -173,6 +190,150 @@ torch::Tensor depthwise_weight_grad(const torch::Tensor& input, const torch::Ten
   });
   // (chunks, K*K, C) -> (C, 1, K, K), the partial sums added in chunk order.
   return partial.sum(0).t().reshape({g.channels, 1, kernel, kernel});
+}
+
+namespace {
+
+// A tap of a kernel axis that reaches a destination index, and the source index it reads there.
+struct Tap {
+  int64_t tap, source;
+};
+
+// Per destination index along one axis, the taps that reach it: for a convolution (gather from its input),
+// source = d * stride + tap - pad inside [0, source_size); for its input gradient (gather from the output's gradient),
+// source = (d + pad - tap) / stride where that divides exactly and lies inside [0, source_size).
+std::vector<std::vector<Tap>> axis_taps(int64_t size, int64_t source_size, int64_t kernel, int64_t stride, int64_t pad,
+                                        bool transposed) {
+  std::vector<std::vector<Tap>> taps(size);
+  for (int64_t d = 0; d < size; ++d)
+    for (int64_t t = 0; t < kernel; ++t) {
+      const int64_t at = transposed ? d + pad - t : d * stride + t - pad;
+      if (at < 0 || (transposed && at % stride != 0)) continue;
+      const int64_t source = transposed ? at / stride : at;
+      if (source < source_size) taps[d].push_back({t, source});
+    }
+  return taps;
+}
+
+// Eight floats as one value (a vector register), loaded and stored at any float's alignment.
+typedef float Lanes8 __attribute__((vector_size(32), aligned(4)));
+
+// One destination position of one channel group in P images: dst[q, c] = sum over the taps (i, j) of
+// src[q, i's source row, j's source column, c] * taps_weight[i * K + j, c], for q < P, summed in tap order in
+// registers, each weight vector loaded once for the P images; `image` floats apart in src, `out_image` in dst.
+template <int64_t WIDTH, int P>
+void gather_position(const float* src, const float* taps_weight, float* dst, const std::vector<Tap>& rows,
+                     const std::vector<Tap>& columns, int64_t image, int64_t out_image, int64_t source_width,
+                     int64_t kernel, int64_t channels) {
+  Lanes8 acc[P][WIDTH / 8] = {};
+  for (const Tap& r : rows)
+    for (const Tap& c : columns) {
+      const float* sv = src + (r.source * source_width + c.source) * channels;
+      const float* wv = taps_weight + (r.tap * kernel + c.tap) * channels;
+      for (int64_t v = 0; v < WIDTH / 8; ++v) {
+        const Lanes8 w = *reinterpret_cast<const Lanes8*>(wv + 8 * v);
+        for (int q = 0; q < P; ++q) acc[q][v] += *reinterpret_cast<const Lanes8*>(sv + q * image + 8 * v) * w;
+      }
+    }
+  for (int q = 0; q < P; ++q)
+    for (int64_t v = 0; v < WIDTH / 8; ++v) *reinterpret_cast<Lanes8*>(dst + q * out_image + 8 * v) = acc[q][v];
+}
+
+// One destination row of one channel group in `images` images (`image` floats apart in src, `out_image` in dst):
+// dst[x, c] = sum over the taps (i, j) reaching (row, x) of src[i's source row, j's source column, c] *
+// taps_weight[i * K + j, c], summed in tap order. For a compile-time width, in registers with explicit vectors (left
+// to itself, the compiler vectorises the loop over taps, with gathers), several images at a time.
+template <int64_t WIDTH>
+void gather_row(const float* src, const float* taps_weight, float* dst, const std::vector<Tap>& rows,
+                const std::vector<std::vector<Tap>>& columns, int64_t images, int64_t image, int64_t out_image,
+                int64_t source_width, int64_t kernel, int64_t channels, int64_t runtime_width) {
+  constexpr int P = WIDTH >= 48 ? 2 : 4;  // accumulators and weights within the 32 vector registers
+  for (size_t x = 0; x < columns.size(); ++x) {
+    float* out = dst + x * channels;
+    int64_t q = 0;
+    if constexpr (WIDTH > 0) {
+      for (; q + P <= images; q += P)
+        gather_position<WIDTH, P>(src + q * image, taps_weight, out + q * out_image, rows, columns[x], image,
+                                  out_image, source_width, kernel, channels);
+      for (; q < images; ++q)
+        gather_position<WIDTH, 1>(src + q * image, taps_weight, out + q * out_image, rows, columns[x], image,
+                                  out_image, source_width, kernel, channels);
+    } else {
+      for (; q < images; ++q) {
+        float* o = out + q * out_image;
+        std::fill(o, o + runtime_width, 0.0f);
+        for (const Tap& r : rows)
+          for (const Tap& c : columns[x]) {
+            const float* sv = src + q * image + (r.source * source_width + c.source) * channels;
+            const float* wv = taps_weight + (r.tap * kernel + c.tap) * channels;
+            for (int64_t v = 0; v < runtime_width; ++v) o[v] += sv[v] * wv[v];
+          }
+      }
+    }
+  }
+}
+
+// The channels of the next group out of `remaining`: the most, up to GROUP, that a compile-time width of
+// `with_width` covers (64 = 48 + 16 -> 64; 40 -> 32, then 8), or all of them below 8.
+int64_t vector_group(int64_t remaining) {
+  for (int64_t width : {int64_t{64}, int64_t{48}, int64_t{32}, int64_t{16}, int64_t{8}})
+    if (remaining >= width) return width;
+  return remaining;
+}
+
+// A depthwise convolution (transposed = false: src is x, dst the output) or its input gradient (transposed = true:
+// src is the output's gradient, dst x's gradient), gathered per destination row and channel group.
+torch::Tensor depthwise_gather(const torch::Tensor& source, const torch::Tensor& weight, int64_t out_height,
+                               int64_t out_width, int64_t stride, int64_t pad, bool transposed, const char* name) {
+  TORCH_CHECK(source.dim() == 4 && weight.dim() == 4 && weight.size(1) == 1 && weight.size(0) == source.size(1) &&
+                  weight.size(2) == weight.size(3),
+              name, ": a 4-d input and a (C, 1, K, K) weight expected");
+  TORCH_CHECK(source.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat, name,
+              ": float32 tensors expected");
+  TORCH_CHECK(source.device().is_cpu() && weight.device().is_cpu(), name, ": CPU tensors expected");
+  const auto nhwc = at::MemoryFormat::ChannelsLast;
+  auto src = source.contiguous(nhwc);
+  const int64_t batch = src.size(0), C = src.size(1), height = src.size(2), width = src.size(3), K = weight.size(2);
+  auto taps_weight = weight.reshape({C, K * K}).t().contiguous();  // (K*K, C): each tap's channels contiguous
+  auto dst = torch::empty({batch, C, out_height, out_width}, src.options().memory_format(nhwc));
+  const auto rows = axis_taps(out_height, height, K, stride, pad, transposed);
+  const auto columns = axis_taps(out_width, width, K, stride, pad, transposed);
+  const float* sp = src.data_ptr<float>();
+  const float* wp = taps_weight.data_ptr<float>();
+  float* dp = dst.data_ptr<float>();
+  const int64_t image = height * width * C, out_image = out_height * out_width * C;
+  const int64_t blocks = (batch + IMAGES - 1) / IMAGES;
+  at::parallel_for(0, blocks * out_height, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / out_height * IMAGES, row = task % out_height;
+      const int64_t images = std::min(IMAGES, batch - n);
+      const float* src_n = sp + n * image;
+      float* dst_row = dp + n * out_image + row * out_width * C;
+      for (int64_t c0 = 0, group; c0 < C; c0 += group) {
+        group = vector_group(C - c0);
+        with_width(group, [&](auto w) {
+          gather_row<decltype(w)::value>(src_n + c0, wp + c0, dst_row + c0, rows[row], columns, images, image,
+                                          out_image, width, K, C, group);
+        });
+      }
+    }
+  });
+  return dst;
+}
+
+}  // namespace
+
+torch::Tensor depthwise_forward(const torch::Tensor& input, const torch::Tensor& weight, int64_t stride, int64_t pad) {
+  RECORD_KERNEL("depthwise_forward");
+  const int64_t K = weight.size(-1);
+  return depthwise_gather(input, weight, (input.size(2) + 2 * pad - K) / stride + 1,
+                          (input.size(3) + 2 * pad - K) / stride + 1, stride, pad, false, "depthwise_forward");
+}
+
+torch::Tensor depthwise_input_grad(const torch::Tensor& grad_output, const torch::Tensor& weight, int64_t height,
+                                   int64_t width, int64_t stride, int64_t pad) {
+  RECORD_KERNEL("depthwise_input_grad");
+  return depthwise_gather(grad_output, weight, height, width, stride, pad, true, "depthwise_input_grad");
 }
 
 std::vector<torch::Tensor> squeeze_excite_backward(const torch::Tensor& grad_output, const torch::Tensor& input,
@@ -525,6 +686,9 @@ std::vector<torch::Tensor> batch_norm_backward(const torch::Tensor& grad_output,
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("depthwise_weight_grad", &depthwise_weight_grad, "weight gradient of a channels_last depthwise convolution");
+  m.def("depthwise_forward", &depthwise_forward, "a channels_last depthwise convolution (no bias, no dilation)");
+  m.def("depthwise_input_grad", &depthwise_input_grad,
+        "input gradient of a channels_last depthwise convolution, for an input of the given height and width");
   m.def("squeeze_excite_backward", &squeeze_excite_backward,
         "gradients of x * gate[:, :, None, None] for a channels_last x and an (N, C) gate");
   m.def("batch_norm_forward", &batch_norm_forward,

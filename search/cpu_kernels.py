@@ -1,9 +1,11 @@
-"""CPU kernels for proxy training: depthwise-convolution weight gradients, squeeze-excite gradients, batch norm.
+"""CPU kernels for proxy training: depthwise convolutions, squeeze-excite gradients, batch norm.
 
 oneDNN computes the weight gradient of a channels_last depthwise convolution slowly on the small maps of an
 EfficientNet's later stages: its 5x5 kernels on 2x2 to 8x8 maps reach a few GFLOP/s (`python -m
 effscale.experiments.benchmarks.step_profile`, last table). `cpu_kernels.cpp` computes it with a group of
-channels as vectors and every tap's sum kept beside it. The backward pass of a squeeze-excite product
+channels as vectors and every tap's sum kept beside it. Its forward pass and input gradient gather each output
+from the taps that reach it, the same position of a few images at a time in registers; oneDNN's input gradient
+is the slower one there (same table: the proxy's 3x3 layers at 64 px took 9.8 ms a step against 5.2). The backward pass of a squeeze-excite product
 x * gate is memory-bound, and autograd's makes about three times the memory traffic it needs: the kernel gives
 both gradients in one pass, and the pooling's gradient stays a broadcast view that autograd adds in place.
 PyTorch's channels_last batch norm is several times slower per element on the 8 to 96 channels of the blocks'
@@ -13,10 +15,10 @@ sigmoid without its exp.
 
 `use_cpu_kernels(model)` switches a model's depthwise convolutions, squeeze-excite gates and batch norms (with the
 SiLU after them) to these kernels while training float32 channels_last tensors, and its 1x1 convolutions on maps of
-at most 4x4 to matmuls, which oneDNN's convolutions are slower than there. The depthwise convolutions' and gates'
-forward results are PyTorch's, and so are the depthwise input gradient and the weight gradient of 3x3 kernels on
-maps larger than 8x8, where oneDNN is as fast; the batch norms', SiLUs' and matmuls' results differ from PyTorch's
-by float32 rounding, no less accurate.
+at most 4x4 to matmuls, which oneDNN's convolutions are slower than there. The gates' forward results are
+PyTorch's, and so are the weight gradient of 3x3 depthwise kernels on maps larger than 8x8, where oneDNN is as fast,
+and the depthwise forward pass and input gradient where the channels are not a multiple of 8; the other results
+differ from PyTorch's by float32 rounding, no less accurate.
 
 The kernels are compiled on first use (torch.utils.cpp_extension, about 30 s) into torch's extensions directory
 (TORCH_EXTENSIONS_DIR, or ~/.cache/torch_extensions), under a name that digests the source, the flags, torch,
@@ -31,7 +33,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
-import math
 import os
 import platform
 import sys
@@ -50,6 +51,7 @@ SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
 PROFILER_PREFIX = "effscale::"  # torch.profiler names each kernel's calls by it and the kernel's name (in the C++)
 ONEDNN_3X3_ABOVE = 64  # output positions (8x8) above which a 3x3 weight gradient stays oneDNN's
 MATMUL_AT_MOST = 16  # positions (4x4) up to which a 1x1 convolution runs as a matmul
+GATHER_CHANNELS = 8  # the effscale depthwise forward and input-gradient kernels take channels in vectors of 8
 FLAGS = ["-O3", "-march=native", "-fno-trapping-math", "-fopenmp"]
 
 
@@ -92,25 +94,39 @@ def extension() -> ModuleType | None:
 
 
 class _DepthwiseConvolution(torch.autograd.Function):
-    """A depthwise convolution whose weight gradient comes from the effscale kernel."""
+    """A depthwise convolution with the effscale kernels: the forward pass and the input gradient where the channels
+    are a multiple of GATHER_CHANNELS (PyTorch's otherwise), the weight gradient except for 3x3 kernels with more than
+    ONEDNN_3X3_ABOVE output positions (oneDNN's there)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.stride, ctx.padding = stride, padding
+        ctx.gather = weight.shape[0] % GATHER_CHANNELS == 0
+        if ctx.gather:
+            return extension().depthwise_forward(x, weight, stride, padding)
         return F.conv2d(x, weight, None, stride, padding, 1, weight.shape[0])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
         x, weight = ctx.saved_tensors
+        kernel = weight.shape[-1]
         grad_x = grad_weight = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.ops.aten.convolution_backward(
-                grad, x, weight, None, [ctx.stride] * 2, [ctx.padding] * 2, [1, 1], False, [0, 0], weight.shape[0],
-                [True, False, False])[0]
+            grad_x = (extension().depthwise_input_grad(grad, weight, x.shape[2], x.shape[3], ctx.stride, ctx.padding)
+                      if ctx.gather else _onednn_gradient(ctx, grad, x, weight, 0))
         if ctx.needs_input_grad[1]:
-            grad_weight = extension().depthwise_weight_grad(x, grad, weight.shape[-1], ctx.stride, ctx.padding)
+            grad_weight = (_onednn_gradient(ctx, grad, x, weight, 1)
+                           if kernel == 3 and grad.shape[2] * grad.shape[3] > ONEDNN_3X3_ABOVE
+                           else extension().depthwise_weight_grad(x, grad, kernel, ctx.stride, ctx.padding))
         return grad_x, grad_weight, None, None
+
+
+def _onednn_gradient(ctx, grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, which: int) -> torch.Tensor:
+    """PyTorch's input (`which` 0) or weight (1) gradient of the depthwise convolution saved in `ctx`."""
+    mask = [which == 0, which == 1, False]
+    return torch.ops.aten.convolution_backward(grad, x, weight, None, [ctx.stride] * 2, [ctx.padding] * 2, [1, 1],
+                                               False, [0, 0], weight.shape[0], mask)[which]
 
 
 def _kernels_apply(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -121,15 +137,14 @@ def _kernels_apply(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 class DepthwiseConv2d(nn.Conv2d):
-    """`nn.Conv2d` with one filter per channel; while training float32 channels_last tensors on the CPU, its
-    weight gradient comes from the effscale kernel. Same parameters, state dict and forward result."""
+    """`nn.Conv2d` with one filter per channel; while training float32 channels_last tensors on the CPU, its forward
+    and backward passes come from the effscale kernels (`_DepthwiseConvolution`). Same parameters and state dict, and
+    the same results to float32 rounding."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kernel, stride, padding = self.kernel_size[0], self.stride[0], self.padding[0]
-        out_positions = math.prod((side + 2 * padding - kernel) // stride + 1 for side in x.shape[-2:])
-        if not _kernels_apply(x, self.weight) or (kernel == 3 and out_positions > ONEDNN_3X3_ABOVE):
+        if not _kernels_apply(x, self.weight):
             return super().forward(x)
-        return _DepthwiseConvolution.apply(x, self.weight, stride, padding)
+        return _DepthwiseConvolution.apply(x, self.weight, self.stride[0], self.padding[0])
 
 
 class PointwiseConv2d(nn.Conv2d):

@@ -1,4 +1,4 @@
-"""effscale's depthwise weight-gradient, squeeze-excite and batch-norm kernels against PyTorch, and how the harness
+"""effscale's depthwise-convolution, squeeze-excite and batch-norm kernels against PyTorch, and how the harness
 uses them.
 
 The kernels are built on first use (about 30 s on a 2-core machine, then cached); CI has a C++ compiler, so
@@ -48,9 +48,10 @@ def nhwc(*shape: int) -> torch.Tensor:
 
 
 # (channels, map side, kernel, stride): every depthwise layer kind of the B0-shaped networks, channel counts
-# that are not a multiple of 16 or 64, maps smaller than the kernel, odd sides and a 7x7 and a 9x9 kernel.
+# that are not a multiple of 16 or 64 (or of 8), maps smaller than the kernel, odd sides and a 7x7 and a 9x9 kernel.
 SHAPES = [(16, 32, 3, 1), (48, 32, 3, 2), (96, 16, 5, 2), (144, 8, 5, 1), (336, 4, 5, 1), (576, 2, 5, 1),
-          (576, 1, 3, 1), (24, 5, 3, 1), (40, 9, 7, 2), (8, 3, 5, 2), (72, 7, 9, 1), (200, 6, 3, 2)]
+          (576, 1, 3, 1), (24, 5, 3, 1), (40, 9, 7, 2), (8, 3, 5, 2), (72, 7, 9, 1), (200, 6, 3, 2), (13, 6, 3, 2),
+          (21, 8, 5, 1)]
 
 
 @pytest.mark.parametrize("channels, side, kernel, stride", SHAPES)
@@ -67,16 +68,35 @@ def test_weight_gradient_equals_pytorchs(kernels, channels: int, side: int, kern
     torch.testing.assert_close(got.double(), expected, rtol=1e-4, atol=1e-4)  # float32 sums of up to 6,144 products
 
 
+@pytest.mark.parametrize("channels, side, kernel, stride", SHAPES)
+def test_forward_and_input_gradient_equal_pytorchs(kernels, channels: int, side: int, kernel: int,
+                                                   stride: int) -> None:
+    torch.manual_seed(channels + side)
+    padding = kernel // 2
+    x = nhwc(6, channels, side, side)
+    weight = torch.randn(channels, 1, kernel, kernel)
+    expected = F.conv2d(x.double(), weight.double(), None, stride, padding, 1, channels)
+    got = kernels.depthwise_forward(x, weight, stride, padding)
+    assert got.shape == expected.shape and got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5)
+    grad = nhwc(*expected.shape)
+    expected = torch.nn.grad.conv2d_input(x.shape, weight.double(), grad.double(), stride=stride, padding=padding,
+                                          groups=channels)
+    got = kernels.depthwise_input_grad(grad, weight, side, side, stride, padding)
+    assert got.shape == x.shape and got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("channels", [32, 12])  # 12: not a multiple of GATHER_CHANNELS, PyTorch's forward pass
 @pytest.mark.parametrize("kernel, stride, side", [(5, 1, 4), (5, 2, 9), (3, 1, 16), (3, 2, 5)])
-def test_module_gives_conv2ds_output_and_gradients(kernels, channels_last: bool, kernel: int, stride: int,
-                                                   side: int) -> None:
+def test_module_gives_conv2ds_output_and_gradients(kernels, channels_last: bool, channels: int, kernel: int,
+                                                   stride: int, side: int) -> None:
     torch.manual_seed(0)
-    reference = nn.Conv2d(32, 32, kernel, stride, kernel // 2, groups=32, bias=False)
-    fast = nn.Conv2d(32, 32, kernel, stride, kernel // 2, groups=32, bias=False)
-    fast.load_state_dict(reference.state_dict())
+    reference = nn.Conv2d(channels, channels, kernel, stride, kernel // 2, groups=channels, bias=False)
+    fast = copy.deepcopy(reference)
     assert use_cpu_kernels(fast) == 1 and type(fast) is DepthwiseConv2d
-    x = nhwc(4, 32, side, side) if channels_last else torch.randn(4, 32, side, side)
+    x = nhwc(4, channels, side, side) if channels_last else torch.randn(4, channels, side, side)
     results = []
     for conv in (reference, fast):
         leaf = x.clone().requires_grad_()
@@ -289,7 +309,8 @@ def test_the_profiler_names_each_kernels_calls(kernels) -> None:
         model(x).sum().backward()
     calls = {event.key: event.count for event in profiler.key_averages() if event.key.startswith(PROFILER_PREFIX)}
     assert calls == {PROFILER_PREFIX + "batch_norm_forward": 49, PROFILER_PREFIX + "batch_norm_backward": 49,
-                     PROFILER_PREFIX + "squeeze_excite_backward": 16,
+                     PROFILER_PREFIX + "squeeze_excite_backward": 16, PROFILER_PREFIX + "depthwise_forward": 16,
+                     PROFILER_PREFIX + "depthwise_input_grad": 16,
                      PROFILER_PREFIX + "depthwise_weight_grad": 15}  # the first block's 3x3 on 16x16 stays oneDNN's
 
 

@@ -10,9 +10,9 @@ convolutions' on small maps) and the share spent on the largest activation shape
 around each call inflates the shares of short element-wise operators; `step_ablation` measures what a kind of
 layer costs in wall-clock time by taking it out. Part 2 times PyTorch's batch norm and SiLU, forward and backward,
 alone on a tensor of that shape and divides the bytes their eager passes must move by the time: the GB/s they
-reach, next to a plain copy's GB/s measured in turns with them. Part 3 times the two halves of the step's depthwise
-convolution backward apart, the input gradient and the weight gradient (PyTorch's and effscale's kernel), per
-kernel size, with the GFLOP/s each reaches (2 x the kernel's multiply-adds at every output position). With
+reach, next to a plain copy's GB/s measured in turns with them. Part 3 times the step's depthwise convolutions
+apart, per kernel size: the forward pass, the input gradient and the weight gradient, each by PyTorch (oneDNN) and by
+effscale's kernels, with the GFLOP/s each reaches (2 x the kernel's multiply-adds at every output position). With
 --compile it also times the batch norm + SiLU pair compiled by torch.compile against eager (only fusing them can
 move fewer bytes).
 """
@@ -31,9 +31,13 @@ from torch.profiler import ProfilerActivity, profile
 from effscale.experiments.benchmarks.parallel_ceiling import proxy_step, step_arguments
 from effscale.experiments.benchmarks.turns import in_turns, medians, seconds_per_call
 from effscale.experiments.output import print_table
+from effscale.models.builder import build
 from effscale.search.cpu_kernels import PROFILER_PREFIX, extension
+from effscale.search.proxy import proxy_spec
 
 KINDS = {PROFILER_PREFIX + "depthwise_weight_grad": "depthwise convolution backward",
+         PROFILER_PREFIX + "depthwise_input_grad": "depthwise convolution backward",
+         PROFILER_PREFIX + "depthwise_forward": "depthwise convolution forward",
          "convolution_backward": "convolution backward", "convolution": "convolution forward",
          "batch_norm": "batch norm", "silu": "SiLU", "AdamW": "optimiser", "mm": "matmul"}
 """Operator kinds by a part of their name, tried in this order; the rest is "other"."""
@@ -57,28 +61,37 @@ def operator_kind(name: str, shapes: list[list[int]]) -> str:
 Shapes = tuple[tuple[int, ...], ...]
 
 
-def profile_step(step: Callable[[], None], steps: int) -> tuple[pd.DataFrame, tuple[int, ...], float, Counter[Shapes]]:
-    """Share of self CPU time per operator kind; the largest 4-d input shape seen and its share of the time;
-    the (output gradient, input, weight) shapes of the depthwise convolution backward calls, with calls per step."""
+def profile_step(step: Callable[[], None], steps: int) -> tuple[pd.DataFrame, tuple[int, ...], float]:
+    """Share of self CPU time per operator kind; the largest 4-d input shape seen and its share of the time."""
     step()
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         for _ in range(steps):
             step()
     by_kind: Counter[str] = Counter()
     by_shape: Counter[tuple[int, ...]] = Counter()
-    depthwise: Counter[Shapes] = Counter()
     for event in prof.key_averages(group_by_input_shape=True):
-        kind = operator_kind(event.key, event.input_shapes)
-        by_kind[kind] += event.self_cpu_time_total
-        if kind == "depthwise convolution backward" and event.key == "aten::convolution_backward":
-            depthwise[tuple(tuple(s) for s in event.input_shapes[:3])] += event.count // steps
+        by_kind[operator_kind(event.key, event.input_shapes)] += event.self_cpu_time_total
         shape = next((tuple(s) for s in event.input_shapes if len(s) == 4), None)
         if shape is not None:
             by_shape[shape] += event.self_cpu_time_total
     total = sum(by_kind.values())
     table = pd.DataFrame([{"operators": kind, "share of step": time_ / total} for kind, time_ in by_kind.most_common()])
     largest = max(by_shape, key=lambda shape: shape[0] * shape[1] * shape[2] * shape[3])
-    return table, largest, by_shape[largest] / total, depthwise
+    return table, largest, by_shape[largest] / total
+
+
+def depthwise_layers(resolution: int, batch_size: int) -> Counter[tuple[Shapes, int]]:
+    """The default proxy's depthwise convolutions at `resolution`: ((output, input, weight) shapes, stride), with
+    how many layers have each."""
+    spec = proxy_spec(resolution)
+    model = build(spec)
+    layers: Counter[tuple[Shapes, int]] = Counter()
+    for conv in (m for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups > 1):
+        conv.register_forward_hook(lambda conv, inputs, output: layers.update(
+            [((tuple(output.shape), tuple(inputs[0].shape), tuple(conv.weight.shape)), conv.stride[0])]))
+    with torch.no_grad():
+        model(torch.randn(batch_size, spec.in_channels, resolution, resolution))
+    return layers
 
 
 def nhwc(shape: tuple[int, ...]) -> torch.Tensor:
@@ -88,25 +101,29 @@ def nhwc(shape: tuple[int, ...]) -> torch.Tensor:
     return torch.randn(n, h, w, c).permute(0, 3, 1, 2)
 
 
-def depthwise_gradients(layers: Counter[Shapes]) -> pd.DataFrame:
-    """Per kernel size: ms per step of the input and of the weight gradients of `layers` (see `profile_step`) by
-    PyTorch (oneDNN), and of the weight gradients by effscale's kernel where it is built, timed apart in turns,
+def depthwise_passes(layers: Counter[tuple[Shapes, int]]) -> pd.DataFrame:
+    """Per kernel size: ms per step of the forward passes, input gradients and weight gradients of `layers` (see
+    `depthwise_layers`) by PyTorch (oneDNN) and, where they are built, by effscale's kernels, timed apart in turns,
     and the GFLOP/s of each."""
     kernels = extension()
     rows = []
-    for (grad_shape, x_shape, weight_shape), calls in layers.items():
-        grad, x, weight = nhwc(grad_shape), nhwc(x_shape), nhwc(weight_shape)
-        kernel, stride = weight_shape[-1], -(-x_shape[2] // grad_shape[2])  # padding k // 2: ceil(H / stride) rows out
-        options = {"stride": stride, "padding": kernel // 2, "groups": x_shape[1]}
-        contenders = {"input gradient": lambda: torch.nn.grad.conv2d_input(x.shape, weight, grad, **options),
+    for ((out_shape, x_shape, weight_shape), stride), count_ in layers.items():
+        grad, x, weight = nhwc(out_shape), nhwc(x_shape), nhwc(weight_shape)  # a channels_last model's weight
+        kernel, padding = weight_shape[-1], weight_shape[-1] // 2
+        options = {"stride": stride, "padding": padding, "groups": x_shape[1]}
+        contenders = {"forward": lambda: F.conv2d(x, weight, **options),
+                      "input gradient": lambda: torch.nn.grad.conv2d_input(x.shape, weight, grad, **options),
                       "weight gradient": lambda: torch.nn.grad.conv2d_weight(x, weight.shape, grad, **options)}
         if kernels is not None:
-            contenders["effscale weight gradient"] = lambda: kernels.depthwise_weight_grad(x, grad, kernel, stride,
-                                                                                           kernel // 2)
+            contenders |= {
+                "effscale forward": lambda: kernels.depthwise_forward(x, weight, stride, padding),
+                "effscale input gradient": lambda: kernels.depthwise_input_grad(grad, weight, x_shape[2], x_shape[3],
+                                                                                stride, padding),
+                "effscale weight gradient": lambda: kernels.depthwise_weight_grad(x, grad, kernel, stride, padding)}
         seconds = median_seconds(list(contenders.values()))
-        rows.append({"kernel": f"{kernel}x{kernel}", "layers": calls,
-                     **{f"{name} ms": calls * 1e3 * taken for name, taken in zip(contenders, seconds)},
-                     "flop": calls * 2 * grad.numel() * kernel**2})
+        rows.append({"kernel": f"{kernel}x{kernel}", "layers": count_,
+                     **{f"{name} ms": count_ * 1e3 * taken for name, taken in zip(contenders, seconds)},
+                     "flop": count_ * 2 * grad.numel() * kernel**2})
     table = pd.DataFrame(rows).groupby("kernel", as_index=False).sum()
     for name in [column.removesuffix(" ms") for column in table.columns if column.endswith(" ms")]:
         table[f"{name} GFLOP/s"] = table["flop"] / table[f"{name} ms"] / 1e6
@@ -146,7 +163,7 @@ def main() -> None:
     args = step_arguments(__doc__, "--steps", 5, "profiled training steps",
                           ("--compile", {"action": "store_true",
                                          "help": "also time the batch norm + SiLU pair under torch.compile"}))
-    table, shape, share, depthwise = profile_step(proxy_step(args.resolution, args.batch_size), args.steps)
+    table, shape, share = profile_step(proxy_step(args.resolution, args.batch_size), args.steps)
     print(f"default proxy at {args.resolution} px, batch {args.batch_size}, channels_last, "
           f"{torch.get_num_threads()} threads, {args.steps} profiled steps")
     print_table(table)
@@ -164,8 +181,8 @@ def main() -> None:
     print(f"alone on {list(shape)}, taking turns with a plain copy of 200 MB (median of 7 rounds): "
           f"the copy moves {copy:.1f} GB/s")
     print_table(pd.DataFrame(rows))
-    print("\ndepthwise convolution backward of a step, its gradients timed apart (median of 7 rounds, in turns)")
-    print_table(depthwise_gradients(depthwise))
+    print("\ndepthwise convolutions of a step, forward and gradients timed apart (median of 7 rounds, in turns)")
+    print_table(depthwise_passes(depthwise_layers(args.resolution, args.batch_size)))
     if args.compile:
         pair = BatchNormSiLU(shape[1])
         eager, compiled = median_seconds([forward_backward(pair, shape), forward_backward(torch.compile(pair), shape)])
