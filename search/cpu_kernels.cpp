@@ -10,14 +10,13 @@
 // split over (batch chunk, channel group) pairs; each batch chunk has its own partial sums, added in a fixed order,
 // so a given thread count gives the same result.
 //
-// depthwise_forward / depthwise_input_grad: a depthwise convolution and its input gradient, each as sums gathered
-// into every destination position from the taps that reach it,
-//   forward:        y[n, c, ho, wo] = sum over i, j of x[n, c, ho*s + i - p, wo*s + j - p] * w[c, i, j],
-//   input gradient: dx[n, c, h, w] = sum over i, j with s | h + p - i and s | w + p - j
-//                                    of grad[n, c, (h + p - i)/s, (w + p - j)/s] * w[c, i, j].
-// Each destination position is written once, by one thread, from a group of up to GROUP channels summed in
-// registers in tap order, so the result does not depend on the thread count; the same position of a few images
-// goes at once, each weight vector loaded once for them.
+// depthwise_input_grad: the input gradient of a depthwise convolution, as sums gathered into every position of dx
+// from the taps of the output's gradient that reach it,
+//   dx[n, c, h, w] = sum over i, j with s | h + p - i and s | w + p - j
+//                    of grad[n, c, (h + p - i)/s, (w + p - j)/s] * w[c, i, j].
+// Each position of dx is written once, by one thread, from a group of up to GROUP channels summed in registers in
+// tap order, so the result does not depend on the thread count; the same position of a few images goes at once,
+// each weight vector loaded once for them.
 //
 // squeeze_excite_backward: both gradients of y = x * gate[:, :, None, None] in one pass over grad and x,
 //   dx = grad * gate,  dgate[n, c] = sum over h, w of grad[n, c, h, w] * x[n, c, h, w],
@@ -42,6 +41,17 @@
 // 1.5 ulp: one division in place of the sigmoid's exp, whose arithmetic, not memory, bounded that pass on the
 // project's CPUs. The exp of the forward pass's sigmoid is a branch-free polynomial: with -fno-trapping-math
 // (PyTorch enables no floating-point traps) the compiler turns its clamp into selects and the loops into vector code.
+//
+// batch_norm_silu_gate_forward / _backward: y = SiLU(z), z = batch_norm(x), followed by a squeeze-excite gate,
+//   out = y * gate[n, c],  gate = sigmoid(fc2(SiLU(fc1(pooled)))),  pooled[n, c] = mean over h, w of y,
+// the MLP by ATen's operators on (N, C) matrices. y is never written: the forward pass takes the statistics, then
+// pooled and s = sigmoid(z) (the one exp and division per element; z is a multiply-add away from x), then out from
+// x and s. The backward pass takes, per image and channel, the sums the gate's gradient and the batch norm's need,
+// then dx. With dy = grad * gate + dpooled / (H W) and dz = dy * SiLU'(z):
+//   dgate = sum grad * y,  sum dz = gate sum grad * SiLU' + dpooled / (H W) sum SiLU', and likewise with (x - mean),
+// five sums over h, w per image and channel, added over images in order. Against batch norm, SiLU, the pooling and
+// the product apart, 13 passes over memory in place of 18, and about 20 operators fewer. Channels go by vectors of
+// LANES, each image is one task, its positions in order, so the results do not depend on the thread count.
 
 #include <torch/extension.h>
 
@@ -199,18 +209,16 @@ struct Tap {
   int64_t tap, source;
 };
 
-// Per destination index along one axis, the taps that reach it: for a convolution (gather from its input),
-// source = d * stride + tap - pad inside [0, source_size); for its input gradient (gather from the output's gradient),
-// source = (d + pad - tap) / stride where that divides exactly and lies inside [0, source_size).
-std::vector<std::vector<Tap>> axis_taps(int64_t size, int64_t source_size, int64_t kernel, int64_t stride, int64_t pad,
-                                        bool transposed) {
+// Per index of dx along one axis, the taps of the output's gradient that reach it: source = (d + pad - tap) / stride
+// where that divides exactly and lies inside [0, source_size).
+std::vector<std::vector<Tap>> axis_taps(int64_t size, int64_t source_size, int64_t kernel, int64_t stride,
+                                        int64_t pad) {
   std::vector<std::vector<Tap>> taps(size);
   for (int64_t d = 0; d < size; ++d)
     for (int64_t t = 0; t < kernel; ++t) {
-      const int64_t at = transposed ? d + pad - t : d * stride + t - pad;
-      if (at < 0 || (transposed && at % stride != 0)) continue;
-      const int64_t source = transposed ? at / stride : at;
-      if (source < source_size) taps[d].push_back({t, source});
+      const int64_t at = d + pad - t;
+      if (at < 0 || at % stride != 0) continue;
+      if (at / stride < source_size) taps[d].push_back({t, at / stride});
     }
   return taps;
 }
@@ -281,60 +289,48 @@ int64_t vector_group(int64_t remaining) {
   return remaining;
 }
 
-// A depthwise convolution (transposed = false: src is x, dst the output) or its input gradient (transposed = true:
-// src is the output's gradient, dst x's gradient), gathered per destination row and channel group.
-torch::Tensor depthwise_gather(const torch::Tensor& source, const torch::Tensor& weight, int64_t out_height,
-                               int64_t out_width, int64_t stride, int64_t pad, bool transposed, const char* name) {
-  TORCH_CHECK(source.dim() == 4 && weight.dim() == 4 && weight.size(1) == 1 && weight.size(0) == source.size(1) &&
-                  weight.size(2) == weight.size(3),
-              name, ": a 4-d input and a (C, 1, K, K) weight expected");
-  TORCH_CHECK(source.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat, name,
-              ": float32 tensors expected");
-  TORCH_CHECK(source.device().is_cpu() && weight.device().is_cpu(), name, ": CPU tensors expected");
-  const auto nhwc = at::MemoryFormat::ChannelsLast;
-  auto src = source.contiguous(nhwc);
-  const int64_t batch = src.size(0), C = src.size(1), height = src.size(2), width = src.size(3), K = weight.size(2);
-  auto taps_weight = weight.reshape({C, K * K}).t().contiguous();  // (K*K, C): each tap's channels contiguous
-  auto dst = torch::empty({batch, C, out_height, out_width}, src.options().memory_format(nhwc));
-  const auto rows = axis_taps(out_height, height, K, stride, pad, transposed);
-  const auto columns = axis_taps(out_width, width, K, stride, pad, transposed);
-  const float* sp = src.data_ptr<float>();
-  const float* wp = taps_weight.data_ptr<float>();
-  float* dp = dst.data_ptr<float>();
-  const int64_t image = height * width * C, out_image = out_height * out_width * C;
-  const int64_t blocks = (batch + IMAGES - 1) / IMAGES;
-  at::parallel_for(0, blocks * out_height, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / out_height * IMAGES, row = task % out_height;
-      const int64_t images = std::min(IMAGES, batch - n);
-      const float* src_n = sp + n * image;
-      float* dst_row = dp + n * out_image + row * out_width * C;
-      for (int64_t c0 = 0, group; c0 < C; c0 += group) {
-        group = vector_group(C - c0);
-        with_width(group, [&](auto w) {
-          gather_row<decltype(w)::value>(src_n + c0, wp + c0, dst_row + c0, rows[row], columns, images, image,
-                                          out_image, width, K, C, group);
-        });
-      }
-    }
-  });
-  return dst;
-}
-
 }  // namespace
-
-torch::Tensor depthwise_forward(const torch::Tensor& input, const torch::Tensor& weight, int64_t stride, int64_t pad) {
-  RECORD_KERNEL("depthwise_forward");
-  const int64_t K = weight.size(-1);
-  return depthwise_gather(input, weight, (input.size(2) + 2 * pad - K) / stride + 1,
-                          (input.size(3) + 2 * pad - K) / stride + 1, stride, pad, false, "depthwise_forward");
-}
 
 torch::Tensor depthwise_input_grad(const torch::Tensor& grad_output, const torch::Tensor& weight, int64_t height,
                                    int64_t width, int64_t stride, int64_t pad) {
   RECORD_KERNEL("depthwise_input_grad");
-  return depthwise_gather(grad_output, weight, height, width, stride, pad, true, "depthwise_input_grad");
+  TORCH_CHECK(grad_output.dim() == 4 && weight.dim() == 4 && weight.size(1) == 1 &&
+                  weight.size(0) == grad_output.size(1) && weight.size(2) == weight.size(3),
+              "depthwise_input_grad: a 4-d gradient and a (C, 1, K, K) weight expected");
+  TORCH_CHECK(grad_output.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
+                  grad_output.device().is_cpu() && weight.device().is_cpu(),
+              "depthwise_input_grad: float32 CPU tensors expected");
+  const auto nhwc = at::MemoryFormat::ChannelsLast;
+  auto grad = grad_output.contiguous(nhwc);
+  const int64_t batch = grad.size(0), C = grad.size(1), grad_height = grad.size(2), grad_width = grad.size(3);
+  const int64_t K = weight.size(2);
+  auto taps_weight = weight.reshape({C, K * K}).t().contiguous();  // (K*K, C): each tap's channels contiguous
+  auto grad_x = torch::empty({batch, C, height, width}, grad.options().memory_format(nhwc));
+  const auto rows = axis_taps(height, grad_height, K, stride, pad);
+  const auto columns = axis_taps(width, grad_width, K, stride, pad);
+  const float* gp = grad.data_ptr<float>();
+  const float* wp = taps_weight.data_ptr<float>();
+  float* dp = grad_x.data_ptr<float>();
+  const int64_t grad_image = grad_height * grad_width * C, image = height * width * C;
+  const int64_t blocks = (batch + IMAGES - 1) / IMAGES;
+  at::parallel_for(0, blocks * height, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / height * IMAGES, row = task % height;
+      const int64_t images = std::min(IMAGES, batch - n);
+      const float* grad_n = gp + n * grad_image;
+      float* dx_row = dp + n * image + row * width * C;
+      for (int64_t c0 = 0, group; c0 < C; c0 += group) {
+        group = vector_group(C - c0);
+        with_width(group, [&](auto w) {
+          gather_row<decltype(w)::value>(grad_n + c0, wp + c0, dx_row + c0, rows[row], columns, images, grad_image,
+                                          image, grad_width, K, C, group);
+        });
+      }
+    }
+  });
+  return grad_x;
 }
+
 
 std::vector<torch::Tensor> squeeze_excite_backward(const torch::Tensor& grad_output, const torch::Tensor& input,
                                                    const torch::Tensor& gate_input) {
@@ -554,14 +550,16 @@ struct RunningStatistics {
 
 }  // namespace
 
-// Training-mode batch norm, then SiLU when SILU: (y, mean, biased variance) over N, H, W. Running statistics, when
-// given, move by `factor` towards the batch's mean and unbiased variance, in place, as F.batch_norm moves them.
-template <bool SILU>
-std::vector<torch::Tensor> batch_norm_forward_impl(const torch::Tensor& input, const torch::Tensor& weight,
-                                                   const torch::Tensor& bias, const RunningStatistics& running,
-                                                   double eps) {
-  check_batch_norm_input(input, weight, bias);
-  auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+// A training-mode batch norm's statistics over N, H, W: the mean and biased variance (float32 tensors, returned)
+// and the per-channel mean and scale z = (x - mean) * scale + bias normalises with. Running statistics, when given,
+// move by `factor` towards the batch's mean and unbiased variance, in place, as F.batch_norm moves them.
+struct BatchStatistics {
+  torch::Tensor mean, var;
+  std::vector<double> mean_c, scale_c;
+};
+
+BatchStatistics batch_statistics(const torch::Tensor& x, const torch::Tensor& weight, const RunningStatistics& running,
+                                 double eps) {
   const int64_t C = x.size(1);
   const double count = static_cast<double>(x.numel() / C);
   Periods g(x.numel(), C);
@@ -572,29 +570,70 @@ std::vector<torch::Tensor> batch_norm_forward_impl(const torch::Tensor& input, c
   const float* sp = shift.data();
   const auto shifted = [xp, sp](int64_t i, int64_t j) { return xp[i] - sp[j]; };
   auto [sums, squares] = channel_sums(g, shifted, shifted);
-  auto mean = torch::empty({C}, x.options()), var = torch::empty({C}, x.options());
-  const auto weight_in = weight.contiguous(), bias_in = bias.contiguous();
-  const float *w = weight_in.data_ptr<float>(), *b = bias_in.data_ptr<float>();
-  float *mean_out = mean.data_ptr<float>(), *var_out = var.data_ptr<float>();
-  std::vector<double> mean_c(C), scale_c(C), bias_c(b, b + C);
+  BatchStatistics out{torch::empty({C}, x.options()), torch::empty({C}, x.options()), std::vector<double>(C),
+                      std::vector<double>(C)};
+  const auto weight_in = weight.contiguous();
+  const float* w = weight_in.data_ptr<float>();
+  float *mean_out = out.mean.data_ptr<float>(), *var_out = out.var.data_ptr<float>();
   for (int64_t c = 0; c < C; ++c) {
     const double shifted_mean = sums[c] / count;
     const double variance = std::max(0.0, squares[c] / count - shifted_mean * shifted_mean);
-    mean_c[c] = shift_c[c] + shifted_mean;
-    mean_out[c] = static_cast<float>(mean_c[c]);
+    out.mean_c[c] = shift_c[c] + shifted_mean;
+    mean_out[c] = static_cast<float>(out.mean_c[c]);
     var_out[c] = static_cast<float>(variance);
-    scale_c[c] = normalising_scale(w[c], var_out[c], eps);
+    out.scale_c[c] = normalising_scale(w[c], var_out[c], eps);
   }
   running.update(mean_out, var_out, C, count);
-  const std::vector<float> mean_p = over_period(g, mean_c), scale = over_period(g, scale_c),
-                           bias_p = over_period(g, bias_c);
-  const float *mp = mean_p.data(), *kp = scale.data(), *bp = bias_p.data();
+  return out;
+}
+
+// Training-mode batch norm, then SiLU when SILU: (y, mean, biased variance) over N, H, W.
+template <bool SILU>
+std::vector<torch::Tensor> batch_norm_forward_impl(const torch::Tensor& input, const torch::Tensor& weight,
+                                                   const torch::Tensor& bias, const RunningStatistics& running,
+                                                   double eps) {
+  check_batch_norm_input(input, weight, bias);
+  auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto stats = batch_statistics(x, weight, running, eps);
+  const auto bias_in = bias.contiguous();
+  const float* b = bias_in.data_ptr<float>();
+  Periods g(x.numel(), x.size(1));
+  const std::vector<float> mean_p = over_period(g, stats.mean_c), scale = over_period(g, stats.scale_c),
+                           bias_p = over_period(g, std::vector<double>(b, b + x.size(1)));
+  const float *xp = x.data_ptr<float>(), *mp = mean_p.data(), *kp = scale.data(), *bp = bias_p.data();
   auto y = torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   map_periods(g, y.data_ptr<float>(),
               [xp, mp, kp, bp](int64_t i, int64_t j) {
                 return activate<SILU>(normalised(xp[i], mp[j], kp[j], bp[j]));
               });
-  return {y, mean, var};
+  return {y, stats.mean, stats.var};
+}
+
+// The batch norm's gradients as per-channel coefficients, from the sums over N, H, W of its output's gradient dz and
+// of dz * (x - mean): dx = w * invstd * (dz - mean(dz) - (x - mean) * invstd^2 * mean(dz * (x - mean))), which is
+// a dz + b (x - mean) + c; dweight = invstd * sum(dz * (x - mean)), dbias = sum(dz).
+struct Gradients {
+  std::vector<double> a, b, c;
+  torch::Tensor grad_weight, grad_bias;
+};
+
+Gradients batch_norm_coefficients(const torch::Tensor& weight, const std::vector<double>& invstd_c,
+                                  const std::vector<double>& grad_sums, const std::vector<double>& product_sums,
+                                  double count) {
+  const int64_t C = weight.numel();
+  const auto options = weight.options();
+  Gradients out{std::vector<double>(C), std::vector<double>(C), std::vector<double>(C), torch::empty({C}, options),
+                torch::empty({C}, options)};
+  const float* w = weight.data_ptr<float>();
+  float *dw = out.grad_weight.data_ptr<float>(), *db = out.grad_bias.data_ptr<float>();
+  for (int64_t c = 0; c < C; ++c) {
+    out.a[c] = w[c] * invstd_c[c];
+    out.b[c] = -out.a[c] * invstd_c[c] * invstd_c[c] * product_sums[c] / count;
+    out.c[c] = -out.a[c] * grad_sums[c] / count;
+    dw[c] = static_cast<float>(product_sums[c] * invstd_c[c]);
+    db[c] = static_cast<float>(grad_sums[c]);
+  }
+  return out;
 }
 
 // Its gradients (dx, dweight, dbias), dx written to `grad_x`, from the forward pass's mean and inverse standard
@@ -603,30 +642,15 @@ std::vector<torch::Tensor> batch_norm_gradients(const torch::Tensor& grad_x, con
                                                 const torch::Tensor& weight, const float* mean_p,
                                                 const std::vector<double>& invstd_c,
                                                 const std::pair<std::vector<double>, std::vector<double>>& sums) {
-  const auto& [grad_sums, product_sums] = sums;
   const int64_t C = x.size(1);
-  const double count = static_cast<double>(x.numel() / C);
+  const auto k = batch_norm_coefficients(weight, invstd_c, sums.first, sums.second, static_cast<double>(x.numel() / C));
   Periods g(x.numel(), C);
-  const float* w = weight.data_ptr<float>();
-  auto grad_weight = torch::empty({C}, x.options()), grad_bias = torch::empty({C}, x.options());
-  float *dw = grad_weight.data_ptr<float>(), *db = grad_bias.data_ptr<float>();
-  // dx = w * invstd * (dy - mean(dy) - (x - mean) * invstd^2 * mean(dy * (x - mean))) = a dy + b (x - mean) + c
-  std::vector<double> a_c(C), b_c(C), c_c(C);
-  for (int64_t c = 0; c < C; ++c) {
-    const double a = w[c] * invstd_c[c];
-    const double b = -a * invstd_c[c] * invstd_c[c] * product_sums[c] / count;
-    a_c[c] = a;
-    b_c[c] = b;
-    c_c[c] = -a * grad_sums[c] / count;
-    dw[c] = static_cast<float>(product_sums[c] * invstd_c[c]);
-    db[c] = static_cast<float>(grad_sums[c]);
-  }
-  const std::vector<float> a_p = over_period(g, a_c), b_p = over_period(g, b_c), c_p = over_period(g, c_c);
+  const std::vector<float> a_p = over_period(g, k.a), b_p = over_period(g, k.b), c_p = over_period(g, k.c);
   const float *ap = a_p.data(), *bp = b_p.data(), *cp = c_p.data(), *mp = mean_p, *xp = x.data_ptr<float>();
   map_periods(g, grad_x.data_ptr<float>(), [dy, xp, ap, bp, cp, mp](int64_t i, int64_t j) {
     return ap[j] * dy[i] + bp[j] * (xp[i] - mp[j]) + cp[j];
   });
-  return {grad_x, grad_weight, grad_bias};
+  return {grad_x, k.grad_weight, k.grad_bias};
 }
 
 std::vector<torch::Tensor> batch_norm_forward(const torch::Tensor& input, const torch::Tensor& weight,
@@ -684,9 +708,255 @@ std::vector<torch::Tensor> batch_norm_backward(const torch::Tensor& grad_output,
   return batch_norm_gradients(grad_x, dz, x, weight_in, mp, invstd_c, sums);
 }
 
+namespace {
+
+// z = (x - mean) * scale + bias per channel, from a batch norm's saved float32 mean and variance: the same z, bit
+// for bit, in every pass of the gated kernels.
+struct Normaliser {
+  std::vector<float> mean, scale, bias;
+  std::vector<double> invstd;
+
+  Normaliser(const torch::Tensor& mean_in, const torch::Tensor& var_in, const torch::Tensor& weight,
+             const torch::Tensor& bias_in, double eps) {
+    const int64_t C = weight.numel();
+    TORCH_CHECK(mean_in.numel() == C && var_in.numel() == C && mean_in.scalar_type() == at::kFloat &&
+                    var_in.scalar_type() == at::kFloat,
+                "batch_norm: one float32 mean and variance per channel expected");
+    const auto m = mean_in.contiguous(), v = var_in.contiguous(), w = weight.contiguous(), b = bias_in.contiguous();
+    const float *mp = m.data_ptr<float>(), *vp = v.data_ptr<float>(), *wp = w.data_ptr<float>();
+    mean.assign(mp, mp + C);
+    bias.assign(b.data_ptr<float>(), b.data_ptr<float>() + C);
+    for (int64_t c = 0; c < C; ++c) {
+      scale.push_back(static_cast<float>(normalising_scale(wp[c], vp[c], eps)));
+      invstd.push_back(1.0 / std::sqrt(static_cast<double>(vp[c]) + eps));
+    }
+  }
+};
+
+constexpr int64_t LANES = 8;  // channels per vector of the gated kernels: C must be a multiple
+
+// f(n, row) for every position of every image, row being the offset of the position's C floats. Each image is one
+// task, its positions in order, so per-image sums do not depend on the thread count.
+template <typename F>
+void for_each_position(const torch::Tensor& x, F f) {
+  const int64_t C = x.size(1), positions = x.size(2) * x.size(3);
+  TORCH_CHECK(C % LANES == 0, "batch_norm_silu_gate: the channels must be a multiple of ", LANES);
+  at::parallel_for(0, x.size(0), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n)
+      for (int64_t row = n * positions * C; row < (n + 1) * positions * C; row += C) f(n, row);
+  });
+}
+
+// `t` as a contiguous float32 tensor of `x`'s sizes: (N, C) per image and channel, or (N, C, H, W) channels_last.
+torch::Tensor matching(const torch::Tensor& t, const torch::Tensor& x, bool per_image, const char* what) {
+  const bool sizes = per_image ? t.dim() == 2 && t.size(0) == x.size(0) && t.size(1) == x.size(1)
+                               : t.sizes() == x.sizes();
+  TORCH_CHECK(sizes && t.scalar_type() == at::kFloat, "batch_norm_silu_gate: ", what, " must be float32 ",
+              per_image ? "(N, C)" : "of x's shape");
+  return per_image ? t.contiguous() : t.contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+// SiLU's derivative at z: s (1 + z (1 - s)), s = sigmoid(z).
+ALWAYS_INLINE float silu_slope(float z, float s) { return s * (1.0f + z * (1.0f - s)); }
+
+}  // namespace
+
+// The gated batch norm's passes (see the top of this file).
+namespace {
+
+// (mean, biased variance, pooled (N, C), s = sigmoid(z)); the running statistics move as batch_norm_forward moves
+// them.
+std::vector<torch::Tensor> gate_pool(const torch::Tensor& input, const torch::Tensor& weight,
+                                                const torch::Tensor& bias,
+                                                const std::optional<torch::Tensor>& running_mean,
+                                                const std::optional<torch::Tensor>& running_var, double factor,
+                                                double eps) {
+  check_batch_norm_input(input, weight, bias);
+  auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto stats = batch_statistics(x, weight, RunningStatistics{running_mean, running_var, factor}, eps);
+  const Normaliser z(stats.mean, stats.var, weight, bias, eps);
+  const int64_t C = x.size(1), positions = x.size(2) * x.size(3);
+  auto pooled = torch::zeros({x.size(0), C}, x.options());
+  auto sigmoids = torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const float *xp = x.data_ptr<float>(), *mp = z.mean.data(), *kp = z.scale.data(), *bp = z.bias.data();
+  float *pp = pooled.data_ptr<float>(), *sgp = sigmoids.data_ptr<float>();
+  for_each_position(x, [=](int64_t n, int64_t row) {
+    const float* __restrict__ xv = xp + row;
+    float* __restrict__ s = sgp + row;
+    float* __restrict__ sum = pp + n * C;
+    for (int64_t c0 = 0; c0 < C; c0 += LANES)  // whole vectors: a fixed inner count, no remainder loop
+#pragma GCC ivdep
+      for (int64_t c = c0; c < c0 + LANES; ++c) {
+      const float zc = normalised(xv[c], mp[c], kp[c], bp[c]);
+      s[c] = sigmoid(zc);
+      sum[c] += zc * s[c];
+      }
+  });
+  pooled.div_(static_cast<double>(positions));
+  return {stats.mean, stats.var, pooled, sigmoids};
+}
+
+// out = z * s * gate[n, c], from gate_pool's statistics and sigmoids.
+torch::Tensor gate_scale(const torch::Tensor& input, const torch::Tensor& sigmoids_in,
+                                    const torch::Tensor& weight, const torch::Tensor& bias, const torch::Tensor& mean,
+                                    const torch::Tensor& var, const torch::Tensor& gate_in, double eps) {
+  check_batch_norm_input(input, weight, bias);
+  auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto sigmoids = matching(sigmoids_in, x, false, "the sigmoids"), gate = matching(gate_in, x, true, "the gate");
+  const Normaliser z(mean, var, weight, bias, eps);
+  const int64_t C = x.size(1);
+  auto out = torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const float *xp = x.data_ptr<float>(), *sgp = sigmoids.data_ptr<float>(), *gp = gate.data_ptr<float>(),
+              *mp = z.mean.data(), *kp = z.scale.data(), *bp = z.bias.data();
+  float* op = out.data_ptr<float>();
+  for_each_position(x, [=](int64_t n, int64_t row) {
+    const float* __restrict__ xv = xp + row;
+    const float* __restrict__ s = sgp + row;
+    const float* __restrict__ factor = gp + n * C;
+    float* __restrict__ o = op + row;
+    for (int64_t c0 = 0; c0 < C; c0 += LANES)  // whole vectors: a fixed inner count, no remainder loop
+#pragma GCC ivdep
+      for (int64_t c = c0; c < c0 + LANES; ++c) { o[c] = normalised(xv[c], mp[c], kp[c], bp[c]) * s[c] * factor[c]; }
+  });
+  return out;
+}
+
+// Per image and channel, over h, w: (sum grad * y, sum grad * SiLU', sum grad * SiLU' * (x - mean), sum SiLU',
+// sum SiLU' * (x - mean)), as a (5, N, C) tensor; the first is the gate's gradient.
+torch::Tensor gate_sums(const torch::Tensor& grad_output, const torch::Tensor& input,
+                                        const torch::Tensor& sigmoids_in, const torch::Tensor& weight,
+                                        const torch::Tensor& bias, const torch::Tensor& mean, const torch::Tensor& var,
+                                        double eps) {
+  check_batch_norm_input(input, weight, bias);
+  auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto grad = matching(grad_output, x, false, "grad"), sigmoids = matching(sigmoids_in, x, false, "the sigmoids");
+  const Normaliser z(mean, var, weight, bias, eps);
+  const int64_t N = x.size(0), C = x.size(1), plane = N * C;
+  auto sums = torch::zeros({5, N, C}, x.options());
+  const float *xp = x.data_ptr<float>(), *gp = grad.data_ptr<float>(), *sgp = sigmoids.data_ptr<float>(),
+              *mp = z.mean.data(), *kp = z.scale.data(), *bp = z.bias.data();
+  float* sp = sums.data_ptr<float>();
+  for_each_position(x, [=](int64_t n, int64_t row) {
+    const float* __restrict__ xv = xp + row;
+    const float* __restrict__ g = gp + row;
+    const float* __restrict__ s = sgp + row;
+    float* __restrict__ grad_y = sp + n * C;
+    float* __restrict__ grad_slope = grad_y + plane;
+    float* __restrict__ grad_slope_x = grad_slope + plane;
+    float* __restrict__ slope_sum = grad_slope_x + plane;
+    float* __restrict__ slope_x = slope_sum + plane;
+    for (int64_t c0 = 0; c0 < C; c0 += LANES)  // whole vectors: a fixed inner count, no remainder loop
+#pragma GCC ivdep
+      for (int64_t c = c0; c < c0 + LANES; ++c) {
+      const float centred = xv[c] - mp[c], zc = centred * kp[c] + bp[c];
+      const float slope = silu_slope(zc, s[c]);
+      grad_y[c] += g[c] * zc * s[c];
+      grad_slope[c] += g[c] * slope;
+      grad_slope_x[c] += g[c] * slope * centred;
+      slope_sum[c] += slope;
+      slope_x[c] += slope * centred;
+      }
+  });
+  return sums;
+}
+
+// (dx, dweight, dbias) from the output's gradient, the gate, the gradient of pooled (from the gate's MLP) and the
+// sums of gate_sums.
+std::vector<torch::Tensor> gate_input_gradient(const torch::Tensor& grad_output, const torch::Tensor& input,
+                                                         const torch::Tensor& sigmoids_in, const torch::Tensor& weight,
+                                                         const torch::Tensor& bias, const torch::Tensor& mean,
+                                                         const torch::Tensor& var, const torch::Tensor& gate_in,
+                                                         const torch::Tensor& grad_pooled_in,
+                                                         const torch::Tensor& sums_in, double eps) {
+  check_batch_norm_input(input, weight, bias);
+  auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto grad = matching(grad_output, x, false, "grad"), sigmoids = matching(sigmoids_in, x, false, "the sigmoids");
+  const auto gate = matching(gate_in, x, true, "the gate"), grad_pooled = matching(grad_pooled_in, x, true, "dpooled");
+  const int64_t N = x.size(0), C = x.size(1), positions = x.size(2) * x.size(3);
+  TORCH_CHECK(sums_in.dim() == 3 && sums_in.size(0) == 5 && sums_in.size(1) == N && sums_in.size(2) == C &&
+                  sums_in.scalar_type() == at::kFloat,
+              "batch_norm_silu_gate: the sums must be float32 (5, N, C)");
+  const auto sums = sums_in.contiguous();
+  const Normaliser z(mean, var, weight, bias, eps);
+  // dpooled spread over the positions it averaged: the part of dy that does not depend on grad.
+  const auto spread = grad_pooled / static_cast<double>(positions);
+  const float *gatep = gate.data_ptr<float>(), *dm = spread.data_ptr<float>(), *sp = sums.data_ptr<float>();
+  std::vector<double> grad_sums(C, 0.0), product_sums(C, 0.0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t i = n * C + c;
+      const double factor = gatep[i], shift = dm[i];
+      grad_sums[c] += factor * sp[N * C + i] + shift * sp[3 * N * C + i];
+      product_sums[c] += factor * sp[2 * N * C + i] + shift * sp[4 * N * C + i];
+    }
+  const auto k = batch_norm_coefficients(weight.contiguous(), z.invstd, grad_sums, product_sums,
+                                         static_cast<double>(N * positions));
+  const std::vector<float> a(k.a.begin(), k.a.end()), b(k.b.begin(), k.b.end()), c0(k.c.begin(), k.c.end());
+  auto grad_x = torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const float *xp = x.data_ptr<float>(), *gp = grad.data_ptr<float>(), *sgp = sigmoids.data_ptr<float>(),
+              *mp = z.mean.data(), *kp = z.scale.data(), *bp = z.bias.data(), *ap = a.data(), *bcp = b.data(),
+              *cp = c0.data();
+  float* dxp = grad_x.data_ptr<float>();
+  for_each_position(x, [=](int64_t n, int64_t row) {
+    const float* __restrict__ xv = xp + row;
+    const float* __restrict__ g = gp + row;
+    const float* __restrict__ s = sgp + row;
+    const float* __restrict__ factor = gatep + n * C;
+    const float* __restrict__ shift = dm + n * C;
+    float* __restrict__ dx = dxp + row;
+    for (int64_t c0 = 0; c0 < C; c0 += LANES)  // whole vectors: a fixed inner count, no remainder loop
+#pragma GCC ivdep
+      for (int64_t c = c0; c < c0 + LANES; ++c) {
+      const float centred = xv[c] - mp[c], zc = centred * kp[c] + bp[c];
+      const float dz = (g[c] * factor[c] + shift[c]) * silu_slope(zc, s[c]);
+      dx[c] = ap[c] * dz + bcp[c] * centred + cp[c];
+      }
+  });
+  return {grad_x, k.grad_weight, k.grad_bias};
+}
+
+}  // namespace
+
+// (out, and for the backward pass: sigmoid(z), mean, biased variance, pooled, fc1's output, gate); the running
+// statistics move as batch_norm_forward moves them.
+std::vector<torch::Tensor> batch_norm_silu_gate_forward(const torch::Tensor& input, const torch::Tensor& weight,
+                                                        const torch::Tensor& bias,
+                                                        const std::optional<torch::Tensor>& running_mean,
+                                                        const std::optional<torch::Tensor>& running_var, double factor,
+                                                        double eps, const torch::Tensor& fc1_weight,
+                                                        const torch::Tensor& fc1_bias, const torch::Tensor& fc2_weight,
+                                                        const torch::Tensor& fc2_bias) {
+  RECORD_KERNEL("batch_norm_silu_gate_forward");
+  auto pooled = gate_pool(input, weight, bias, running_mean, running_var, factor, eps);
+  const auto &mean = pooled[0], &var = pooled[1], &sigmoids = pooled[3];
+  auto hidden = at::linear(pooled[2], fc1_weight, fc1_bias);
+  auto gate = at::sigmoid(at::linear(at::silu(hidden), fc2_weight, fc2_bias));
+  auto out = gate_scale(input, sigmoids, weight, bias, mean, var, gate, eps);
+  return {out, sigmoids, mean, var, pooled[2], hidden, gate};
+}
+
+// (dx, dweight, dbias, dfc1_weight, dfc1_bias, dfc2_weight, dfc2_bias) from the output's gradient and what the
+// forward pass returned.
+std::vector<torch::Tensor> batch_norm_silu_gate_backward(const torch::Tensor& grad, const torch::Tensor& input,
+                                                         const torch::Tensor& sigmoids, const torch::Tensor& weight,
+                                                         const torch::Tensor& bias, const torch::Tensor& mean,
+                                                         const torch::Tensor& var, const torch::Tensor& pooled,
+                                                         const torch::Tensor& hidden, const torch::Tensor& gate,
+                                                         const torch::Tensor& fc1_weight,
+                                                         const torch::Tensor& fc2_weight, double eps) {
+  RECORD_KERNEL("batch_norm_silu_gate_backward");
+  auto sums = gate_sums(grad, input, sigmoids, weight, bias, mean, var, eps);
+  auto grad_logits = sums[0] * gate * (1 - gate);  // sums[0]: the gate's gradient
+  auto hidden_sigmoid = at::sigmoid(hidden);
+  auto grad_hidden = at::mm(grad_logits, fc2_weight) * hidden_sigmoid * (1 + hidden * (1 - hidden_sigmoid));
+  auto input_grads = gate_input_gradient(grad, input, sigmoids, weight, bias, mean, var, gate,
+                                         at::mm(grad_hidden, fc1_weight), sums, eps);
+  return {input_grads[0], input_grads[1], input_grads[2], at::mm(grad_hidden.t(), pooled), grad_hidden.sum(0),
+          at::mm(grad_logits.t(), hidden * hidden_sigmoid), grad_logits.sum(0)};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("depthwise_weight_grad", &depthwise_weight_grad, "weight gradient of a channels_last depthwise convolution");
-  m.def("depthwise_forward", &depthwise_forward, "a channels_last depthwise convolution (no bias, no dilation)");
   m.def("depthwise_input_grad", &depthwise_input_grad,
         "input gradient of a channels_last depthwise convolution, for an input of the given height and width");
   m.def("squeeze_excite_backward", &squeeze_excite_backward,
@@ -695,4 +965,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "training-mode batch norm of a channels_last tensor, then SiLU if silu; moves the running statistics given");
   m.def("batch_norm_backward", &batch_norm_backward,
         "gradients of training-mode batch norm, or of batch norm then SiLU given the forward pass's output");
+  m.def("batch_norm_silu_gate_forward", &batch_norm_silu_gate_forward,
+        "SiLU(batch_norm(x)) times its squeeze-excite gate, and what the backward pass needs");
+  m.def("batch_norm_silu_gate_backward", &batch_norm_silu_gate_backward,
+        "gradients of batch_norm_silu_gate_forward's output by x, the batch norm's and the gate's parameters");
 }

@@ -1,24 +1,28 @@
-"""CPU kernels for proxy training: depthwise convolutions, squeeze-excite gradients, batch norm.
+"""CPU kernels for proxy training: depthwise convolutions' gradients, batch norm with its SiLU and squeeze-excite gate.
 
 oneDNN computes the weight gradient of a channels_last depthwise convolution slowly on the small maps of an
 EfficientNet's later stages: its 5x5 kernels on 2x2 to 8x8 maps reach a few GFLOP/s (`python -m
 effscale.experiments.benchmarks.step_profile`, last table). `cpu_kernels.cpp` computes it with a group of
-channels as vectors and every tap's sum kept beside it. Its forward pass and input gradient gather each output
-from the taps that reach it, the same position of a few images at a time in registers; oneDNN's input gradient
-is the slower one there (same table: the proxy's 3x3 layers at 64 px took 9.8 ms a step against 5.2). The backward pass of a squeeze-excite product
-x * gate is memory-bound, and autograd's makes about three times the memory traffic it needs: the kernel gives
-both gradients in one pass, and the pooling's gradient stays a broadcast view that autograd adds in place.
-PyTorch's channels_last batch norm is several times slower per element on the 8 to 96 channels of the blocks'
-outputs; the kernels' takes two passes over memory each way and takes in the SiLU that follows it: two passes fewer
-than a separate SiLU, and one activation fewer kept; its backward pass reads the SiLU's output, which gives the
-sigmoid without its exp.
+channels as vectors and every tap's sum kept beside it. Its input gradient gathers each position from the taps that
+reach it, the same position of a few images at a time in registers; oneDNN's is the slower one there too (same
+table: the proxy's 3x3 layers at 64 px took 6.8 ms a step against 3.2); its forward pass is as fast or faster, and
+stays. PyTorch's channels_last batch norm is several times slower per element on the 8 to 96 channels of the
+blocks' outputs; the kernels' takes two passes over memory each way and takes in the SiLU that follows it: two
+passes fewer than a separate SiLU, and one activation fewer kept; its backward pass reads the SiLU's output, which
+gives the sigmoid without its exp. After a depthwise convolution, the batch norm, its SiLU and the squeeze-excite
+gate (pooling, MLP, product) run as one: SiLU's output is never written, and the gate's gradient, the pooling's and
+the batch norm's come from one pass of sums and one pass for dx (`layer_times` at 64 px, a run before this and one
+after: 33 batch norms with SiLU and 16 gates took 71.5 ms of a step, then 58.7 ms). The backward pass of a gate's
+product x * gate elsewhere is memory-bound, and autograd's makes about three times the memory traffic it needs: the
+kernel gives both gradients in one pass, and the pooling's gradient stays a broadcast view that autograd adds in
+place.
 
 `use_cpu_kernels(model)` switches a model's depthwise convolutions, squeeze-excite gates and batch norms (with the
-SiLU after them) to these kernels while training float32 channels_last tensors, and its 1x1 convolutions on maps of
-at most 4x4 to matmuls, which oneDNN's convolutions are slower than there. The gates' forward results are
+SiLU and gate after them) to these kernels while training float32 channels_last tensors, and its 1x1 convolutions
+on maps of at most 4x4 to matmuls, which oneDNN's convolutions are slower than there. The depthwise forward pass is
 PyTorch's, and so are the weight gradient of 3x3 depthwise kernels on maps larger than 8x8, where oneDNN is as fast,
-and the depthwise forward pass and input gradient where the channels are not a multiple of 8; the other results
-differ from PyTorch's by float32 rounding, no less accurate.
+the input gradient where the channels are not a multiple of 8, and a gate's own forward pass where it does not run
+with its batch norm; the other results differ from PyTorch's by float32 rounding, no less accurate.
 
 The kernels are compiled on first use (torch.utils.cpp_extension, about 30 s) into torch's extensions directory
 (TORCH_EXTENSIONS_DIR, or ~/.cache/torch_extensions), under a name that digests the source, the flags, torch,
@@ -51,7 +55,7 @@ SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
 PROFILER_PREFIX = "effscale::"  # torch.profiler names each kernel's calls by it and the kernel's name (in the C++)
 ONEDNN_3X3_ABOVE = 64  # output positions (8x8) above which a 3x3 weight gradient stays oneDNN's
 MATMUL_AT_MOST = 16  # positions (4x4) up to which a 1x1 convolution runs as a matmul
-GATHER_CHANNELS = 8  # the effscale depthwise forward and input-gradient kernels take channels in vectors of 8
+VECTOR_CHANNELS = 8  # the depthwise input-gradient and the gated batch norm kernels take channels by 8
 FLAGS = ["-O3", "-march=native", "-fno-trapping-math", "-fopenmp"]
 
 
@@ -94,17 +98,15 @@ def extension() -> ModuleType | None:
 
 
 class _DepthwiseConvolution(torch.autograd.Function):
-    """A depthwise convolution with the effscale kernels: the forward pass and the input gradient where the channels
-    are a multiple of GATHER_CHANNELS (PyTorch's otherwise), the weight gradient except for 3x3 kernels with more than
-    ONEDNN_3X3_ABOVE output positions (oneDNN's there)."""
+    """A depthwise convolution, forward by PyTorch (oneDNN), with the effscale kernels' input gradient where the
+    channels are a multiple of VECTOR_CHANNELS (PyTorch's otherwise) and weight gradient except for 3x3 kernels with
+    more than ONEDNN_3X3_ABOVE output positions (oneDNN's there)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.stride, ctx.padding = stride, padding
-        ctx.gather = weight.shape[0] % GATHER_CHANNELS == 0
-        if ctx.gather:
-            return extension().depthwise_forward(x, weight, stride, padding)
+        ctx.gather = weight.shape[0] % VECTOR_CHANNELS == 0
         return F.conv2d(x, weight, None, stride, padding, 1, weight.shape[0])
 
     @staticmethod
@@ -137,9 +139,9 @@ def _kernels_apply(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 class DepthwiseConv2d(nn.Conv2d):
-    """`nn.Conv2d` with one filter per channel; while training float32 channels_last tensors on the CPU, its forward
-    and backward passes come from the effscale kernels (`_DepthwiseConvolution`). Same parameters and state dict, and
-    the same results to float32 rounding."""
+    """`nn.Conv2d` with one filter per channel; while training float32 channels_last tensors on the CPU, its gradients
+    come from the effscale kernels (`_DepthwiseConvolution`). Same parameters and state dict, and the same results to
+    float32 rounding."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not _kernels_apply(x, self.weight):
@@ -218,6 +220,29 @@ class _BatchNormTraining(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias, None, None, None, None, None
 
 
+class _BatchNormSiLUGate(torch.autograd.Function):
+    """y = SiLU(batch_norm(x)) times its squeeze-excite gate, y * sigmoid(fc2(SiLU(fc1(mean_hw(y))))), with the
+    effscale kernels (batch_norm_silu_gate_forward and _backward): y itself is never stored, sigmoid(z) is in its
+    place; the gate's MLP runs there on ATen's operators."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, running_mean: torch.Tensor | None,
+                running_var: torch.Tensor | None, factor: float, eps: float, fc1_weight: torch.Tensor,
+                fc1_bias: torch.Tensor, fc2_weight: torch.Tensor, fc2_bias: torch.Tensor) -> torch.Tensor:
+        out, *saved = extension().batch_norm_silu_gate_forward(x, weight, bias, running_mean, running_var, factor, eps,
+                                                               fc1_weight, fc1_bias, fc2_weight, fc2_bias)
+        ctx.save_for_backward(x, weight, bias, fc1_weight, fc2_weight, *saved)
+        ctx.eps = eps
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight, bias, fc1_weight, fc2_weight, sigmoids, mean, var, pooled, hidden, gate = ctx.saved_tensors
+        grad_x, grad_weight, grad_bias, *gate_grads = extension().batch_norm_silu_gate_backward(
+            grad, x, sigmoids, weight, bias, mean, var, pooled, hidden, gate, fc1_weight, fc2_weight, ctx.eps)
+        return grad_x, grad_weight, grad_bias, None, None, None, None, *gate_grads
+
+
 class ChannelsLastBatchNorm2d(nn.BatchNorm2d):
     """`nn.BatchNorm2d` whose training-mode forward and backward passes come from the effscale kernels for float32
     channels_last tensors on the CPU: PyTorch's are several times slower on the few channels of an EfficientNet's
@@ -226,15 +251,21 @@ class ChannelsLastBatchNorm2d(nn.BatchNorm2d):
     silu = False  # whether SiLU follows, in the same passes over memory
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and self.affine and x.numel() > x.shape[1] and _kernels_apply(x, self.weight)):
+        if not self._uses_kernels(x):
             y = super().forward(x)
             return F.silu(y) if self.silu else y
-        factor, running = 0.0, (None, None)
-        if self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-            running = (self.running_mean, self.running_var)
-        return _BatchNormTraining.apply(x, self.weight, self.bias, *running, factor, self.eps, self.silu)
+        return _BatchNormTraining.apply(x, self.weight, self.bias, *self._running(), self.eps, self.silu)
+
+    def _uses_kernels(self, x: torch.Tensor) -> bool:
+        return self.training and self.affine and x.numel() > x.shape[1] and _kernels_apply(x, self.weight)
+
+    def _running(self) -> tuple[torch.Tensor | None, torch.Tensor | None, float]:
+        """The running statistics to update and the factor to move them by, counting this batch."""
+        if not self.track_running_stats:
+            return None, None, 0.0
+        self.num_batches_tracked.add_(1)
+        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        return self.running_mean, self.running_var, factor
 
 
 class BatchNormSiLU2d(ChannelsLastBatchNorm2d):
@@ -242,6 +273,36 @@ class BatchNormSiLU2d(ChannelsLastBatchNorm2d):
     whose SiLU becomes `nn.Identity`. Same parameters, buffers and state dict as the batch norm."""
 
     silu = True
+
+    def gated(self, x: torch.Tensor, gate: FusedSqueezeExciteGate) -> torch.Tensor:
+        """gate(self(x)), in the passes of `_BatchNormSiLUGate` where the kernels apply and the channels are a multiple
+        of VECTOR_CHANNELS (`gate` has SiLU inside)."""
+        if not (self._uses_kernels(x) and x.shape[1] % VECTOR_CHANNELS == 0):
+            return gate(self(x))
+        return _BatchNormSiLUGate.apply(x, self.weight, self.bias, *self._running(), self.eps, gate.fc1.weight,
+                                        gate.fc1.bias, gate.fc2.weight, gate.fc2.bias)
+
+
+class GatedSequential(nn.Sequential):
+    """`nn.Sequential` in which a child `nn.Sequential` ending in (`BatchNormSiLU2d`, `nn.Identity`) and the
+    squeeze-excite gate after it run as `BatchNormSiLU2d.gated`. Same children, state dict and results."""
+
+    gated_at: frozenset[int] = frozenset()  # indices of such children; the gate follows each
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        children = list(self)
+        index = 0
+        while index < len(children):
+            if index not in self.gated_at:
+                x = children[index](x)
+                index += 1
+                continue
+            *before, norm, _ = children[index]
+            for module in before:
+                x = module(x)
+            x = norm.gated(x, children[index + 1])
+            index += 2
+        return x
 
 
 def _fits(conv: nn.Conv2d) -> bool:
@@ -269,6 +330,20 @@ def _fuse_silus(model: nn.Module) -> None:
                 setattr(sequence, name, nn.Identity())
 
 
+def _fuse_gates(model: nn.Module) -> None:
+    """Make each `nn.Sequential` of `model` in which a child `nn.Sequential` ending in (`BatchNormSiLU2d`,
+    `nn.Identity`) is followed by a `FusedSqueezeExciteGate` with SiLU inside a `GatedSequential`, in place."""
+    for sequence in [m for m in model.modules() if type(m) is nn.Sequential]:
+        children = list(sequence)
+        gated_at = frozenset(index for index, (before, after) in enumerate(zip(children, children[1:]))
+                             if type(before) is nn.Sequential and len(before) >= 2
+                             and type(before[-2]) is BatchNormSiLU2d and type(before[-1]) is nn.Identity
+                             and type(after) is FusedSqueezeExciteGate and type(after.act) is nn.SiLU)
+        if gated_at:
+            sequence.__class__ = GatedSequential
+            sequence.gated_at = gated_at
+
+
 def use_cpu_kernels(model: nn.Module) -> int:
     """Switch the depthwise convolutions of `model` to `DepthwiseConv2d`, its 1x1 ones to `PointwiseConv2d`, its
     squeeze-excite gates to `FusedSqueezeExciteGate` and its batch norms to `ChannelsLastBatchNorm2d`, or to
@@ -290,4 +365,5 @@ def use_cpu_kernels(model: nn.Module) -> int:
             continue
         switched += 1
     _fuse_silus(model)
+    _fuse_gates(model)
     return switched

@@ -21,10 +21,12 @@ from effscale.models.builder import SqueezeExciteGate, build
 from effscale.search.cpu_kernels import (
     MATMUL_AT_MOST,
     PROFILER_PREFIX,
+    VECTOR_CHANNELS,
     BatchNormSiLU2d,
     ChannelsLastBatchNorm2d,
     DepthwiseConv2d,
     FusedSqueezeExciteGate,
+    GatedSequential,
     PointwiseConv2d,
     extension,
     use_cpu_kernels,
@@ -69,26 +71,21 @@ def test_weight_gradient_equals_pytorchs(kernels, channels: int, side: int, kern
 
 
 @pytest.mark.parametrize("channels, side, kernel, stride", SHAPES)
-def test_forward_and_input_gradient_equal_pytorchs(kernels, channels: int, side: int, kernel: int,
-                                                   stride: int) -> None:
+def test_input_gradient_equals_pytorchs(kernels, channels: int, side: int, kernel: int, stride: int) -> None:
     torch.manual_seed(channels + side)
     padding = kernel // 2
-    x = nhwc(6, channels, side, side)
     weight = torch.randn(channels, 1, kernel, kernel)
-    expected = F.conv2d(x.double(), weight.double(), None, stride, padding, 1, channels)
-    got = kernels.depthwise_forward(x, weight, stride, padding)
-    assert got.shape == expected.shape and got.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5)
-    grad = nhwc(*expected.shape)
-    expected = torch.nn.grad.conv2d_input(x.shape, weight.double(), grad.double(), stride=stride, padding=padding,
-                                          groups=channels)
+    out_side = (side + 2 * padding - kernel) // stride + 1
+    grad = nhwc(6, channels, out_side, out_side)
+    expected = torch.nn.grad.conv2d_input((6, channels, side, side), weight.double(), grad.double(), stride=stride,
+                                          padding=padding, groups=channels)
     got = kernels.depthwise_input_grad(grad, weight, side, side, stride, padding)
-    assert got.shape == x.shape and got.is_contiguous(memory_format=torch.channels_last)
+    assert got.shape == expected.shape and got.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("channels_last", [True, False])
-@pytest.mark.parametrize("channels", [32, 12])  # 12: not a multiple of GATHER_CHANNELS, PyTorch's forward pass
+@pytest.mark.parametrize("channels", [32, 12])  # 12: not a multiple of VECTOR_CHANNELS, PyTorch's input gradient
 @pytest.mark.parametrize("kernel, stride, side", [(5, 1, 4), (5, 2, 9), (3, 1, 16), (3, 2, 5)])
 def test_module_gives_conv2ds_output_and_gradients(kernels, channels_last: bool, channels: int, kernel: int,
                                                    stride: int, side: int) -> None:
@@ -256,6 +253,42 @@ def test_batch_norm_module_gives_batchnorm2ds_results_and_statistics(kernels, mo
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("channels, side", [(48, 8), (16, 5), (576, 2), (12, 4)])  # 12: not a multiple of 8, unfused
+def test_batch_norm_silu_and_gate_give_float64_results_gradients_and_statistics(kernels, channels: int,
+                                                                                side: int) -> None:
+    """A batch norm, its SiLU and the squeeze-excite gate after them run as one (`GatedSequential`): outputs,
+    gradients of the input and of every parameter, running statistics and eval-mode outputs as in float64."""
+    torch.manual_seed(channels)
+    reference = nn.Sequential(nn.Sequential(nn.BatchNorm2d(channels), nn.SiLU()),
+                              SqueezeExciteGate(channels, channels // 4, nn.SiLU))
+    nn.init.uniform_(reference[0][0].weight, 0.5, 1.5)
+    nn.init.normal_(reference[0][0].bias)
+    fast = copy.deepcopy(reference)
+    assert use_cpu_kernels(fast) == 2 and type(fast) is GatedSequential and fast.gated_at == {0}
+    exact = copy.deepcopy(reference).double()
+    fused_calls = 0
+    for _ in range(2):  # the running statistics follow each batch's
+        x, grad = nhwc(8, channels, side, side) * 3 + 5, nhwc(8, channels, side, side)  # a mean well off zero
+        x64 = x.double().requires_grad_()
+        expected = exact(x64)
+        expected.backward(grad.double())
+        leaf = x.clone().requires_grad_()
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+            out = fast(leaf)
+            out.backward(grad)
+        fused_calls += sum(e.count for e in profiler.key_averages() if "batch_norm_silu_gate" in e.key)
+        torch.testing.assert_close(out.double(), expected.detach(), rtol=1e-5, atol=1e-5 * expected.abs().max().item())
+        torch.testing.assert_close(leaf.grad.double(), x64.grad, rtol=1e-5, atol=1e-5 * x64.grad.abs().max().item())
+    assert fused_calls == (4 if channels % VECTOR_CHANNELS == 0 else 0)
+    for ours, theirs in zip(fast.parameters(), exact.parameters()):
+        torch.testing.assert_close(ours.grad.double(), theirs.grad, rtol=1e-5, atol=1e-5 * theirs.grad.abs().max())
+    for ours, theirs in zip(fast.buffers(), exact.buffers()):
+        torch.testing.assert_close(ours.double(), theirs.double(), rtol=1e-5, atol=1e-6)
+    fast.eval(), exact.eval()
+    x = nhwc(2, channels, side, side)
+    torch.testing.assert_close(fast(x).double(), exact(x.double()), rtol=1e-5, atol=1e-6)
+
+
 def test_proxy_switches_its_depthwise_convolutions_gates_and_batch_norms_and_keeps_their_parameters(kernels) -> None:
     model = build(proxy_spec(32))
     parameters, keys = list(model.parameters()), list(model.state_dict())
@@ -276,6 +309,9 @@ def test_proxy_switches_its_depthwise_convolutions_gates_and_batch_norms_and_kee
     silus = [m for m in model.modules() if isinstance(m, nn.SiLU)]
     assert len(silus) == 16 and all(any(m is gate.act for gate in gates) for m in silus)  # the gates' own
     assert all(a is b for a, b in zip(model.parameters(), parameters)) and list(model.state_dict()) == keys
+    bodies = [m for m in model.modules() if isinstance(m, GatedSequential)]
+    # (depthwise conv, BN, SiLU), then the gate: after the expansion, except in the first block (expansion 1)
+    assert [body.gated_at for body in bodies] == [{0}] + [{1}] * 15
     others = [m for m in model.modules() if type(m) is nn.Conv2d]
     assert [m.kernel_size for m in others] == [(3, 3)]  # the stem's
 
@@ -308,9 +344,9 @@ def test_the_profiler_names_each_kernels_calls(kernels) -> None:
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
         model(x).sum().backward()
     calls = {event.key: event.count for event in profiler.key_averages() if event.key.startswith(PROFILER_PREFIX)}
-    assert calls == {PROFILER_PREFIX + "batch_norm_forward": 49, PROFILER_PREFIX + "batch_norm_backward": 49,
-                     PROFILER_PREFIX + "squeeze_excite_backward": 16, PROFILER_PREFIX + "depthwise_forward": 16,
-                     PROFILER_PREFIX + "depthwise_input_grad": 16,
+    assert calls == {PROFILER_PREFIX + "batch_norm_forward": 33, PROFILER_PREFIX + "batch_norm_backward": 33,
+                     PROFILER_PREFIX + "batch_norm_silu_gate_forward": 16,  # the depthwise convolutions' batch norms
+                     PROFILER_PREFIX + "batch_norm_silu_gate_backward": 16, PROFILER_PREFIX + "depthwise_input_grad": 16,
                      PROFILER_PREFIX + "depthwise_weight_grad": 15}  # the first block's 3x3 on 16x16 stays oneDNN's
 
 

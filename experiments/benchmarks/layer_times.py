@@ -7,7 +7,8 @@ backward, from timestamps at each layer's input and output.
 2026-12-04, at 64 px, it gave the backward pass of the stride-2 3x3 depthwise convolution 20 ms a step, timestamps
 around that layer 3 ms); `step_ablation` takes a kind of layer out, which also changes what its neighbours find in cache.
 Here every layer of the proxy's training step (`proxy_step`: channels_last, effscale's CPU kernels with the SiLUs
-fused into their batch norms, fused AdamW) is timed in place: forward from its call to its return, backward from
+fused into their batch norms, and the squeeze-excite gates into the depthwise convolutions' batch norms, fused AdamW)
+is timed in place: forward from its call to its return, backward from
 the moment its output's gradient arrives to the moment its input's gradient leaves, each side marked by a
 pass-through autograd function. A layer whose input needs no gradient (the stem's convolution) has no backward
 time of its own: it falls in "rest of the step", with the loss, the optimiser, the autograd engine and the marks'
@@ -19,6 +20,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 import pandas as pd
 import torch
@@ -28,9 +30,10 @@ from effscale.experiments.benchmarks.parallel_ceiling import proxy_step, step_ar
 from effscale.experiments.benchmarks.turns import in_turns, seconds_per_call
 from effscale.experiments.output import print_table
 from effscale.models.builder import SqueezeExciteGate
-from effscale.search.cpu_kernels import use_cpu_kernels
+from effscale.search.cpu_kernels import GatedSequential, use_cpu_kernels
 
 REST = "rest of the step"
+GATED = "batch norm + SiLU + squeeze-excite"  # a depthwise convolution's, in effscale's kernels
 
 
 def layer_kind(module: nn.Module) -> str | None:
@@ -89,10 +92,17 @@ class TimedLayer(nn.Module):
         clock.layers[kind] += 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._timed(self.layer, x)
+
+    def gated(self, x: torch.Tensor, gate: nn.Module) -> torch.Tensor:
+        """A `BatchNormSiLU2d`'s `gated` (in a `GatedSequential`): the gate is timed with the batch norm."""
+        return self._timed(lambda inner: self.layer.gated(inner, gate), x)
+
+    def _timed(self, layer: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         start = time.perf_counter()
         if x.requires_grad:
             x = _Mark.apply(x, self, False)
-        y = self.layer(x)
+        y = layer(x)
         if self.clock.running:
             self.clock.forward[self.kind] += time.perf_counter() - start
         return _Mark.apply(y, self, True) if y.requires_grad else y
@@ -100,11 +110,16 @@ class TimedLayer(nn.Module):
 
 def time_layers(model: nn.Module, clock: LayerClock) -> None:
     """Switch `model` to effscale's kernels, then wrap each of its timed layers in a `TimedLayer`, in place (the
-    layers inside a squeeze-excite gate are timed as part of it)."""
+    layers inside a squeeze-excite gate are timed as part of it, and a gate that runs with the batch norm before it,
+    in a `GatedSequential`, as part of that batch norm)."""
     use_cpu_kernels(model)
+    gated = [(sequence[index][-2], sequence[index + 1]) for sequence in model.modules()
+             if isinstance(sequence, GatedSequential) for index in sequence.gated_at]
+    gated_norms, gates = {id(norm) for norm, _ in gated}, {id(gate) for _, gate in gated}
     for parent in [m for m in model.modules() if not isinstance(m, (SqueezeExciteGate, TimedLayer))]:
         for name, child in list(parent.named_children()):
-            if (kind := layer_kind(child)) is not None:
+            kind = GATED if id(child) in gated_norms else None if id(child) in gates else layer_kind(child)
+            if kind is not None:
                 setattr(parent, name, TimedLayer(child, kind, clock))
 
 

@@ -4,15 +4,15 @@ element-wise work runs to this machine's memory speed.
     python -m effscale.experiments.benchmarks.step_profile [--resolution 64] [--compile]
 
 Part 1 profiles a few steps (torch.profiler) and prints the share of time per kind of operator (depthwise
-convolutions apart from the others; effscale's batch norm kernels take in the SiLU after a batch norm, so there
-"batch norm" includes those and "SiLU" is the squeeze-excite gates'; "matmul" is the gates' and the 1x1
-convolutions' on small maps) and the share spent on the largest activation shape. The profiler's own work
+convolutions apart from the others; effscale's batch norm kernels take in the SiLU after a batch norm and, after a
+depthwise convolution, the squeeze-excite gate, so there "batch norm" includes those; "matmul" is the 1x1
+convolutions' on small maps and the gates') and the share spent on the largest activation shape. The profiler's own work
 around each call inflates the shares of short element-wise operators; `step_ablation` measures what a kind of
 layer costs in wall-clock time by taking it out. Part 2 times PyTorch's batch norm and SiLU, forward and backward,
 alone on a tensor of that shape and divides the bytes their eager passes must move by the time: the GB/s they
 reach, next to a plain copy's GB/s measured in turns with them. Part 3 times the step's depthwise convolutions
-apart, per kernel size: the forward pass, the input gradient and the weight gradient, each by PyTorch (oneDNN) and by
-effscale's kernels, with the GFLOP/s each reaches (2 x the kernel's multiply-adds at every output position). With
+apart, per kernel size: the forward pass, the input gradient and the weight gradient by PyTorch (oneDNN), the two
+gradients by effscale's kernels too, with the GFLOP/s each reaches (2 x the kernel's multiply-adds at every output position). With
 --compile it also times the batch norm + SiLU pair compiled by torch.compile against eager (only fusing them can
 move fewer bytes).
 """
@@ -37,7 +37,6 @@ from effscale.search.proxy import proxy_spec
 
 KINDS = {PROFILER_PREFIX + "depthwise_weight_grad": "depthwise convolution backward",
          PROFILER_PREFIX + "depthwise_input_grad": "depthwise convolution backward",
-         PROFILER_PREFIX + "depthwise_forward": "depthwise convolution forward",
          "convolution_backward": "convolution backward", "convolution": "convolution forward",
          "batch_norm": "batch norm", "silu": "SiLU", "AdamW": "optimiser", "mm": "matmul"}
 """Operator kinds by a part of their name, tried in this order; the rest is "other"."""
@@ -103,8 +102,8 @@ def nhwc(shape: tuple[int, ...]) -> torch.Tensor:
 
 def depthwise_passes(layers: Counter[tuple[Shapes, int]]) -> pd.DataFrame:
     """Per kernel size: ms per step of the forward passes, input gradients and weight gradients of `layers` (see
-    `depthwise_layers`) by PyTorch (oneDNN) and, where they are built, by effscale's kernels, timed apart in turns,
-    and the GFLOP/s of each."""
+    `depthwise_layers`) by PyTorch (oneDNN) and, where they are built, of the gradients by effscale's kernels, timed
+    apart in turns, and the GFLOP/s of each."""
     kernels = extension()
     rows = []
     for ((out_shape, x_shape, weight_shape), stride), count_ in layers.items():
@@ -116,7 +115,6 @@ def depthwise_passes(layers: Counter[tuple[Shapes, int]]) -> pd.DataFrame:
                       "weight gradient": lambda: torch.nn.grad.conv2d_weight(x, weight.shape, grad, **options)}
         if kernels is not None:
             contenders |= {
-                "effscale forward": lambda: kernels.depthwise_forward(x, weight, stride, padding),
                 "effscale input gradient": lambda: kernels.depthwise_input_grad(grad, weight, x_shape[2], x_shape[3],
                                                                                 stride, padding),
                 "effscale weight gradient": lambda: kernels.depthwise_weight_grad(x, grad, kernel, stride, padding)}
