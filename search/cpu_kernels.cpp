@@ -767,18 +767,11 @@ ALWAYS_INLINE float silu_slope(float z, float s) { return s * (1.0f + z * (1.0f 
 
 }  // namespace
 
-// The gated batch norm's passes (see the top of this file).
+// The gated batch norm's passes (see the top of this file), on a checked channels_last x and its z per channel.
 namespace {
 
-// (mean, biased variance, pooled (N, C), s = sigmoid(z)); the running statistics move as batch_norm_forward moves
-// them.
-std::vector<torch::Tensor> gate_pool(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias,
-                                     const std::optional<torch::Tensor>& running_mean,
-                                     const std::optional<torch::Tensor>& running_var, double factor, double eps) {
-  check_batch_norm_input(input, weight, bias);
-  auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
-  const auto stats = batch_statistics(x, weight, RunningStatistics{running_mean, running_var, factor}, eps);
-  const Normaliser z(stats.mean, stats.var, weight, bias, eps);
+// (pooled (N, C), s = sigmoid(z)).
+std::pair<torch::Tensor, torch::Tensor> gate_pool(const torch::Tensor& x, const Normaliser& z) {
   const int64_t C = x.size(1), positions = x.size(2) * x.size(3);
   auto pooled = torch::zeros({x.size(0), C}, x.options());
   auto sigmoids = torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
@@ -790,17 +783,12 @@ std::vector<torch::Tensor> gate_pool(const torch::Tensor& input, const torch::Te
     pp[n * C + c] += zc * sgp[i];
   });
   pooled.div_(static_cast<double>(positions));
-  return {stats.mean, stats.var, pooled, sigmoids};
+  return {pooled, sigmoids};
 }
 
-// out = z * s * gate[n, c], from gate_pool's statistics and sigmoids.
-torch::Tensor gate_scale(const torch::Tensor& input, const torch::Tensor& sigmoids_in, const torch::Tensor& weight,
-                         const torch::Tensor& bias, const torch::Tensor& mean, const torch::Tensor& var,
-                         const torch::Tensor& gate_in, double eps) {
-  check_batch_norm_input(input, weight, bias);
-  auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
-  const auto sigmoids = matching(sigmoids_in, x, false, "the sigmoids"), gate = matching(gate_in, x, true, "the gate");
-  const Normaliser z(mean, var, weight, bias, eps);
+// out = z * s * gate[n, c].
+torch::Tensor gate_scale(const torch::Tensor& x, const torch::Tensor& sigmoids, const Normaliser& z,
+                         const torch::Tensor& gate) {
   const int64_t C = x.size(1);
   auto out = torch::empty_like(x, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   const float *xp = x.data_ptr<float>(), *sgp = sigmoids.data_ptr<float>(), *gp = gate.data_ptr<float>(),
@@ -814,13 +802,8 @@ torch::Tensor gate_scale(const torch::Tensor& input, const torch::Tensor& sigmoi
 
 // Per image and channel, over h, w: (sum grad * y, sum grad * SiLU', sum grad * SiLU' * (x - mean), sum SiLU',
 // sum SiLU' * (x - mean)), as a (5, N, C) tensor; the first is the gate's gradient.
-torch::Tensor gate_sums(const torch::Tensor& grad_output, const torch::Tensor& input, const torch::Tensor& sigmoids_in,
-                        const torch::Tensor& weight, const torch::Tensor& bias, const torch::Tensor& mean,
-                        const torch::Tensor& var, double eps) {
-  check_batch_norm_input(input, weight, bias);
-  auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
-  const auto grad = matching(grad_output, x, false, "grad"), sigmoids = matching(sigmoids_in, x, false, "the sigmoids");
-  const Normaliser z(mean, var, weight, bias, eps);
+torch::Tensor gate_sums(const torch::Tensor& x, const torch::Tensor& grad, const torch::Tensor& sigmoids,
+                        const Normaliser& z) {
   const int64_t N = x.size(0), C = x.size(1), plane = N * C;
   auto sums = torch::zeros({5, N, C}, x.options());
   const float *xp = x.data_ptr<float>(), *gp = grad.data_ptr<float>(), *sgp = sigmoids.data_ptr<float>(),
@@ -840,22 +823,11 @@ torch::Tensor gate_sums(const torch::Tensor& grad_output, const torch::Tensor& i
 
 // (dx, dweight, dbias) from the output's gradient, the gate, the gradient of pooled (from the gate's MLP) and the
 // sums of gate_sums.
-std::vector<torch::Tensor> gate_input_gradient(const torch::Tensor& grad_output, const torch::Tensor& input,
-                                               const torch::Tensor& sigmoids_in, const torch::Tensor& weight,
-                                               const torch::Tensor& bias, const torch::Tensor& mean,
-                                               const torch::Tensor& var, const torch::Tensor& gate_in,
-                                               const torch::Tensor& grad_pooled_in, const torch::Tensor& sums_in,
-                                               double eps) {
-  check_batch_norm_input(input, weight, bias);
-  auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
-  const auto grad = matching(grad_output, x, false, "grad"), sigmoids = matching(sigmoids_in, x, false, "the sigmoids");
-  const auto gate = matching(gate_in, x, true, "the gate"), grad_pooled = matching(grad_pooled_in, x, true, "dpooled");
+std::vector<torch::Tensor> gate_input_gradient(const torch::Tensor& x, const torch::Tensor& grad,
+                                               const torch::Tensor& sigmoids, const Normaliser& z,
+                                               const torch::Tensor& weight, const torch::Tensor& gate,
+                                               const torch::Tensor& grad_pooled, const torch::Tensor& sums) {
   const int64_t N = x.size(0), C = x.size(1), positions = x.size(2) * x.size(3);
-  TORCH_CHECK(sums_in.dim() == 3 && sums_in.size(0) == 5 && sums_in.size(1) == N && sums_in.size(2) == C &&
-                  sums_in.scalar_type() == at::kFloat,
-              "batch_norm_silu_gate: the sums must be float32 (5, N, C)");
-  const auto sums = sums_in.contiguous();
-  const Normaliser z(mean, var, weight, bias, eps);
   // dpooled spread over the positions it averaged: the part of dy that does not depend on grad.
   const auto spread = grad_pooled / static_cast<double>(positions);
   const float *gatep = gate.data_ptr<float>(), *dm = spread.data_ptr<float>(), *sp = sums.data_ptr<float>();
@@ -895,30 +867,36 @@ std::vector<torch::Tensor> batch_norm_silu_gate_forward(const torch::Tensor& inp
                                                         const torch::Tensor& fc1_bias, const torch::Tensor& fc2_weight,
                                                         const torch::Tensor& fc2_bias) {
   RECORD_KERNEL("batch_norm_silu_gate_forward");
-  auto pooled = gate_pool(input, weight, bias, running_mean, running_var, factor, eps);
-  const auto &mean = pooled[0], &var = pooled[1], &sigmoids = pooled[3];
-  auto hidden = at::linear(pooled[2], fc1_weight, fc1_bias);
-  auto gate = at::sigmoid(at::linear(at::silu(hidden), fc2_weight, fc2_bias));
-  auto out = gate_scale(input, sigmoids, weight, bias, mean, var, gate, eps);
-  return {out, sigmoids, mean, var, pooled[2], hidden, gate};
+  check_batch_norm_input(input, weight, bias);
+  auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto stats = batch_statistics(x, weight, RunningStatistics{running_mean, running_var, factor}, eps);
+  const Normaliser z(stats.mean, stats.var, weight, bias, eps);
+  auto [pooled, sigmoids] = gate_pool(x, z);
+  auto hidden = at::linear(pooled, fc1_weight, fc1_bias);
+  auto gate = at::sigmoid(at::linear(at::silu(hidden), fc2_weight, fc2_bias)).contiguous();
+  return {gate_scale(x, sigmoids, z, gate), sigmoids, stats.mean, stats.var, pooled, hidden, gate};
 }
 
 // (dx, dweight, dbias, dfc1_weight, dfc1_bias, dfc2_weight, dfc2_bias) from the output's gradient and what the
 // forward pass returned.
-std::vector<torch::Tensor> batch_norm_silu_gate_backward(const torch::Tensor& grad, const torch::Tensor& input,
-                                                         const torch::Tensor& sigmoids, const torch::Tensor& weight,
+std::vector<torch::Tensor> batch_norm_silu_gate_backward(const torch::Tensor& grad_output, const torch::Tensor& input,
+                                                         const torch::Tensor& sigmoids_in, const torch::Tensor& weight,
                                                          const torch::Tensor& bias, const torch::Tensor& mean,
                                                          const torch::Tensor& var, const torch::Tensor& pooled,
-                                                         const torch::Tensor& hidden, const torch::Tensor& gate,
+                                                         const torch::Tensor& hidden, const torch::Tensor& gate_in,
                                                          const torch::Tensor& fc1_weight,
                                                          const torch::Tensor& fc2_weight, double eps) {
   RECORD_KERNEL("batch_norm_silu_gate_backward");
-  auto sums = gate_sums(grad, input, sigmoids, weight, bias, mean, var, eps);
+  check_batch_norm_input(input, weight, bias);
+  auto x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto grad = matching(grad_output, x, false, "grad"), sigmoids = matching(sigmoids_in, x, false, "the sigmoids");
+  const auto gate = matching(gate_in, x, true, "the gate");
+  const Normaliser z(mean, var, weight, bias, eps);
+  auto sums = gate_sums(x, grad, sigmoids, z);
   auto grad_logits = sums[0] * gate * (1 - gate);  // sums[0]: the gate's gradient
   auto hidden_sigmoid = at::sigmoid(hidden);
   auto grad_hidden = at::mm(grad_logits, fc2_weight) * hidden_sigmoid * (1 + hidden * (1 - hidden_sigmoid));
-  auto input_grads = gate_input_gradient(grad, input, sigmoids, weight, bias, mean, var, gate,
-                                         at::mm(grad_hidden, fc1_weight), sums, eps);
+  auto input_grads = gate_input_gradient(x, grad, sigmoids, z, weight, gate, at::mm(grad_hidden, fc1_weight), sums);
   return {input_grads[0], input_grads[1], input_grads[2], at::mm(grad_hidden.t(), pooled), grad_hidden.sum(0),
           at::mm(grad_logits.t(), hidden * hidden_sigmoid), grad_logits.sum(0)};
 }
